@@ -1,0 +1,158 @@
+"""Per-endpoint HTTP series, shared by the ASGI and WSGI middleware, the engine and the history store.
+
+One :class:`HttpSeries` exists per (route template, method, status class). It holds:
+
+* ``requests`` — the registry counter ``buttress_http_requests{route,method,status_class}``;
+* ``latency_add`` — the bound ``add`` of the registry sketch ``buttress_http_request_duration_seconds``
+  (cumulative, for ``/metrics``);
+* ``minute`` — a sketch of the current minute only, swapped for a fresh one by :meth:`HttpRecorder.collect`,
+  which is what the SLO engine and the history store consume.
+
+Series are created once, under a lock, and cached in a dict keyed by the tuple the middleware already has;
+recording is then two attribute reads, one increment and two sketch updates. Route templates are bounded by
+``max_routes`` (later ones fold into ``<other>``) so a framework that leaks concrete paths cannot explode
+the label set.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import NamedTuple
+
+from buttress.slo.routes import METHODS
+from buttress.telemetry.registry import REGISTRY, Counter, Registry
+from buttress.telemetry.sketch import Sketch
+
+__all__ = [
+    "DURATION_METRIC",
+    "OVERFLOW",
+    "RECORDER",
+    "REQUESTS_METRIC",
+    "HttpRecorder",
+    "HttpSeries",
+    "SeriesSample",
+    "status_class",
+]
+
+#: Latency distribution per endpoint (exported as a histogram).
+DURATION_METRIC = "buttress_http_request_duration_seconds"
+#: Requests per endpoint (exported as ``buttress_http_requests_total``).
+REQUESTS_METRIC = "buttress_http_requests"
+#: The route label of templates beyond ``max_routes``.
+OVERFLOW = "<other>"
+
+_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+
+
+def status_class(status: int) -> str:
+    """``"2xx"`` … ``"5xx"``; a missing or impossible status (no response) counts as ``"5xx"``."""
+    return _CLASSES.get(status // 100, "5xx")
+
+
+class SeriesSample(NamedTuple):
+    """One series' requests in one collection interval (usually a minute)."""
+
+    route: str
+    method: str
+    status_class: str
+    sketch: Sketch
+
+
+class HttpSeries:
+    """The instruments of one (route, method, status class); created by :meth:`HttpRecorder.series`."""
+
+    __slots__ = ("latency_add", "method", "minute", "requests", "route", "status_class")
+
+    def __init__(self, route: str, method: str, status: str, requests: Counter, latency: Sketch) -> None:
+        self.route = route
+        self.method = method
+        self.status_class = status
+        self.requests = requests
+        self.latency_add = latency.add
+        self.minute = Sketch()
+
+    def record(self, seconds: float) -> None:
+        """Count one request that took ``seconds`` (the middleware inlines this)."""
+        self.requests.value += 1
+        self.latency_add(seconds)
+        self.minute.add(seconds)
+
+
+class HttpRecorder:
+    """Owns the HTTP series of one application (or test).
+
+    Args:
+        registry: where the ``buttress_http_*`` families live (default: the process registry).
+        max_routes: distinct route templates kept as labels; more fold into ``<other>``.
+
+    The middleware looks series up in :attr:`cache` with ``(route, method, status // 100)`` and calls
+    :meth:`series` only on a miss.
+    """
+
+    def __init__(self, registry: Registry = REGISTRY, *, max_routes: int = 1000) -> None:
+        if max_routes < 1:
+            raise ValueError(f"max_routes must be at least 1, got {max_routes!r}")
+        self.registry = registry
+        self.max_routes = max_routes
+        self.cache: dict[tuple[str, str, int], HttpSeries] = {}
+        self._all: list[HttpSeries] = []
+        self._routes: set[str] = set()
+        self._lock = threading.Lock()
+
+    def series(self, route: str, method: str, status: int) -> HttpSeries:
+        """The series for a request (created on first use); also fills :attr:`cache`."""
+        key = (route, method, status // 100)
+        found = self.cache.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self.cache.get(key)
+            if found is not None:
+                return found
+            label_route = route
+            if route not in self._routes:
+                if len(self._routes) >= self.max_routes:
+                    label_route = OVERFLOW
+                else:
+                    self._routes.add(route)
+            label_method = method if method in METHODS else "OTHER"
+            cls = status_class(status)
+            # Another key may already map to the same labels (an overflowed route, an odd method).
+            for existing in self._all:
+                if (existing.route, existing.method, existing.status_class) == (label_route, label_method, cls):
+                    self.cache[key] = existing
+                    return existing
+            labels = {"route": label_route, "method": label_method, "status_class": cls}
+            requests = self.registry.counter(REQUESTS_METRIC, "HTTP requests by route template", labels)
+            latency = self.registry.latency(DURATION_METRIC, "HTTP request duration by route template", labels)
+            created = HttpSeries(label_route, label_method, cls, requests, latency.sketch)
+            self._all.append(created)
+            self.cache[key] = created
+            return created
+
+    def record(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Record one request (for code that is not the middleware: tests, replays, other servers)."""
+        self.series(route, method, status).record(seconds)
+
+    def collect(self) -> list[SeriesSample]:
+        """The requests recorded since the last call, per series, and start a fresh interval.
+
+        Returns:
+            One sample per series that saw requests, with that interval's sketch.
+        """
+        out = []
+        with self._lock:
+            series = list(self._all)
+        for s in series:
+            minute = s.minute
+            if minute.count:
+                s.minute = Sketch()
+                out.append(SeriesSample(s.route, s.method, s.status_class, minute))
+        return out
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+
+#: The process-wide recorder the middleware uses by default.
+RECORDER = HttpRecorder()
