@@ -24,7 +24,7 @@ from typing import Any
 from buttress.slo.recorder import RECORDER, HttpRecorder
 from buttress.slo.routes import UNMATCHED
 
-__all__ = ["DjangoSLOMiddleware", "SLOMiddleware", "SLOWSGIMiddleware", "instrument_flask"]
+__all__ = ["ROUTE_KEY", "DjangoSLOMiddleware", "SLOMiddleware", "SLOWSGIMiddleware", "instrument_flask"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -117,7 +117,17 @@ class SLOMiddleware:
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+#: Where framework hooks leave the route template for :class:`SLOWSGIMiddleware` to read.
+ROUTE_KEY = "buttress.route"
+
+
 def _werkzeug_route(environ: dict[str, Any]) -> str:
+    # Flask clears environ["werkzeug.request"] when its request context ends, before the WSGI call
+    # returns, so instrument_flask() copies the rule into ROUTE_KEY in a teardown hook; plain werkzeug
+    # apps leave their request object in place.
+    route = environ.get(ROUTE_KEY)
+    if route is not None:
+        return str(route)
     request = environ.get("werkzeug.request")
     rule = getattr(request, "url_rule", None)
     return UNMATCHED if rule is None else str(rule.rule)
@@ -185,9 +195,17 @@ class SLOWSGIMiddleware:
 def instrument_flask(app: Any, recorder: HttpRecorder | None = None, *, exclude: Iterable[str] = ("/metrics",)) -> Any:
     """Wrap a Flask app's ``wsgi_app`` with :class:`SLOWSGIMiddleware`; returns the app.
 
-    Flask's own request object is what werkzeug stores in ``environ["werkzeug.request"]``; its
-    ``url_rule.rule`` (``/events/<int:event_id>``) is the route label.
+    A ``teardown_request`` hook (which Flask runs for every request, failed ones included) copies
+    ``request.url_rule.rule`` (``/events/<int:event_id>``) into the environ, where the middleware reads it
+    as the route label once the app returns.
     """
+    from flask import request
+
+    def remember_route(exc: BaseException | None) -> None:
+        rule = request.url_rule
+        request.environ[ROUTE_KEY] = UNMATCHED if rule is None else rule.rule
+
+    app.teardown_request(remember_route)
     app.wsgi_app = SLOWSGIMiddleware(app.wsgi_app, recorder, exclude=exclude)
     return app
 
