@@ -1,0 +1,85 @@
+"""The event platform as a FastAPI application.
+
+::
+
+    from buttress.demo.app import create_app
+    app = create_app(settings)          # or: uvicorn "buttress.demo.app:from_env" --factory
+
+Routes: the API under ``/api/v1`` (:mod:`buttress.demo.api`), a small public HTML page at ``/`` that
+reports its Web Vitals to the SLO engine, ``/health``, ``/metrics`` (Prometheus) and the live dashboard
+at ``/_buttress``. Middleware, outermost first: the correlation id (so every response, even a 500, has
+one), then buttress's SLO middleware on every route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from buttress._extras import require
+from buttress.demo.errors import CorrelationIdMiddleware, install_handlers
+from buttress.demo.platform import Platform
+from buttress.demo.settings import Settings
+from buttress.telemetry import REGISTRY, Registry
+
+__all__ = ["create_app", "from_env"]
+
+
+def create_app(settings: Settings, *, registry: Registry = REGISTRY) -> Any:
+    """Build the platform app for ``settings``; the platform starts with the app's lifespan.
+
+    Args:
+        settings: database, providers, cache and state locations.
+        registry: the telemetry registry the platform and buttress's parts count into.
+    """
+    require("fastapi", "demo")
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse, Response
+
+    from buttress.demo import page
+    from buttress.demo.api import build_router
+
+    platform = Platform(settings, registry=registry)
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        await platform.start()
+        try:
+            yield
+        finally:
+            await platform.stop()
+
+    app = FastAPI(
+        title="buttress demo: event platform",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    app.state.platform = platform
+    install_handlers(app)
+    app.include_router(build_router())
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def home() -> Any:
+        return HTMLResponse(page.HOME)
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> Any:
+        return {"status": "ok", "worker": settings.worker}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Any:
+        from buttress.telemetry.prometheus import exposition
+
+        return Response(exposition(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    app.add_middleware(CorrelationIdMiddleware)
+    return app
+
+
+def from_env() -> Any:
+    """The app for the settings in ``$BUTTRESS_DEMO_SETTINGS`` (how worker processes build it)."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,271 @@
+"""One process of the event platform: database, caches, provider pipelines and dead letters together.
+
+The API handlers talk only to :class:`Platform`:
+
+* :meth:`Platform.read` serves a hot path through the namespace's cache (``events`` 15 min, ``speakers``
+  1 h, ``search`` 5 min) with the entry's tags, loading from the database on a miss;
+* :meth:`Platform.changed` bumps the tags a write touched, so exactly the entries holding the changed
+  row are evicted, in this process and (with Redis) in every other worker;
+* provider calls run through their named resilience pipelines (``email``, ``storage``, ``identity``);
+  a confirmation email that cannot be sent goes to the dead-letter queue and is replayed when the email
+  breaker closes again.
+
+How each part of buttress is built from configuration lives in :mod:`buttress.demo.wiring`; this module
+only uses what it built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from buttress.demo import repository as repo
+from buttress.demo.errors import ApiError
+from buttress.demo.providers.clients import EmailClient, IdentityClient, StorageClient
+from buttress.demo.settings import Settings
+from buttress.telemetry import REGISTRY, Registry
+
+__all__ = ["Platform"]
+
+log = logging.getLogger("buttress.demo")
+
+Loader = Callable[[Any], Awaitable[Any]]
+
+
+class Platform:
+    """The platform's process-wide state; built by :func:`buttress.demo.app.create_app`.
+
+    Args:
+        settings: where the database, providers and state are.
+        registry: the telemetry registry to count into.
+    """
+
+    def __init__(self, settings: Settings, *, registry: Registry = REGISTRY) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.engine: Any = None
+        self.http: Any = None
+        self.wiring: Any = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._registrations = {
+            status: registry.counter(
+                "buttress_demo_registrations", "Registrations taken, by outcome.", {"status": status}
+            )
+            for status in ("confirmed", "waitlisted")
+        }
+        self._emails = {
+            outcome: registry.counter(
+                "buttress_demo_confirmation_emails", "Confirmation emails, by outcome.", {"outcome": outcome}
+            )
+            for outcome in ("sent", "dead_lettered", "replayed")
+        }
+        self._queries = registry.counter("buttress_demo_db_queries", "Database statements executed.")
+
+    # ----------------------------------------------------------------------------------------------
+    # lifecycle
+
+    async def start(self) -> None:
+        """Open the database (migrating, and seeding when empty), the HTTP client and the buttress parts."""
+        import httpx
+
+        from buttress.demo import database, seed, wiring
+
+        self.engine = database.create_engine(self.settings.database_url)
+        self._count_queries()
+        if self.settings.seed:
+            await database.migrate(self.engine)
+            await seed.seed(self.engine)
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0), limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        )
+        self.email = EmailClient(self.http, self.settings.email_url)
+        self.storage = StorageClient(self.http, self.settings.storage_url)
+        self.identity = IdentityClient(self.http, self.settings.identity_url)
+        self.wiring = await wiring.build(self)
+
+    async def stop(self) -> None:
+        """Stop background work and close connections."""
+        if self.wiring is not None:
+            await self.wiring.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self.http is not None:
+            await self.http.aclose()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+    def spawn(self, coro: Awaitable[Any], name: str) -> None:
+        """Run ``coro`` in the background until :meth:`stop`."""
+        self._tasks.append(asyncio.ensure_future(coro))
+        self._tasks[-1].set_name(name)
+
+    def _count_queries(self) -> None:
+        from sqlalchemy import event
+
+        counter = self._queries
+
+        @event.listens_for(self.engine.sync_engine, "before_cursor_execute")
+        def _count(*_args: Any) -> None:
+            counter.value += 1
+
+    # ----------------------------------------------------------------------------------------------
+    # reads
+
+    async def load(self, loader: Loader) -> Any:
+        """Run ``loader(connection)`` against the database."""
+        async with self.engine.connect() as conn:
+            return await loader(conn)
+
+    async def read(self, namespace: str, key: str, loader: Loader, tags: Iterable[str] = ()) -> Any:
+        """The value of ``key`` in cache ``namespace``, loaded with ``loader`` on a miss.
+
+        With the cache switched off this is :meth:`load`.
+        """
+        return await self.wiring.read(namespace, key, loader, list(tags))
+
+    @staticmethod
+    def event_tags(code: str, include: frozenset[str]) -> list[str]:
+        """Tags of an event-detail entry: the event, plus its speakers' profiles when embedded."""
+        tags = [f"event:{code}"]
+        if "speakers" in include:
+            tags.append(f"event:{code}:people")
+        return tags
+
+    async def with_image(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A copy of an event with a signed ``image_url`` (a placeholder when storage is failing)."""
+        key = data.get("image_key") or f"events/{data['code']}.jpg"
+        url = await self.wiring.signed_url(key)
+        return {**data, "image_url": url}
+
+    # ----------------------------------------------------------------------------------------------
+    # writes
+
+    async def register(self, code: str, person: dict[str, Any]) -> dict[str, Any]:
+        """Register ``person`` for ``code`` and send (or defer) the confirmation email.
+
+        Raises:
+            ApiError: 404 unknown event, 409 registration closed or already registered.
+        """
+        try:
+            async with self.engine.begin() as conn:
+                result = await repo.register(conn, code, person)
+        except repo.RegistrationRefused as exc:
+            if exc.reason == "closed":
+                raise ApiError(
+                    409, "registration_closed", f"Event {code!r} is not open for registration."
+                ) from None
+            raise ApiError(
+                409, "already_registered", f"{person['email']} is already registered for {code!r}."
+            ) from None
+        except Exception as exc:
+            if _is_unique_violation(exc):  # two requests with the same email at the same moment
+                raise ApiError(
+                    409, "already_registered", f"{person['email']} is already registered for {code!r}."
+                ) from None
+            raise
+        if result is None:
+            raise ApiError(404, "not_found", f"No event {code!r}.")
+        self._registrations[result.status].value += 1
+        message = {
+            "to": result.email,
+            "subject": f"Your registration for {result.event_title}",
+            "body": f"Hello {person['first_name']}, you are {result.status} for {result.event_title}.",
+            "idempotency_key": f"registration-{result.id}",
+            "registration_id": result.id,
+        }
+        delivered = await self.wiring.send_email(message)
+        return {
+            "id": result.id,
+            "event": code,
+            "email": result.email,
+            "status": result.status,
+            "waitlist_position": result.position,
+            "confirmation_email": "sent" if delivered else "queued",
+        }
+
+    async def deliver_email(self, message: dict[str, Any]) -> None:
+        """Send one confirmation through the email provider and record it (used by sends and replays)."""
+        payload = {k: message[k] for k in ("to", "subject", "body", "idempotency_key")}
+        await self.email.send(payload)
+        async with self.engine.begin() as conn:
+            await repo.mark_confirmation_sent(conn, int(message["registration_id"]))
+
+    def count_email(self, outcome: str) -> None:
+        """Count a confirmation email outcome: ``sent``, ``dead_lettered`` or ``replayed``."""
+        self._emails[outcome].value += 1
+
+    async def authorize(self, header: str | None) -> dict[str, Any]:
+        """The principal of the request's bearer token, checked with the identity provider.
+
+        Raises:
+            ApiError: 401 without a valid token; 503 when the identity provider cannot be asked and the
+                token was not verified recently.
+        """
+        if header is None or not header.lower().startswith("bearer ") or not header[7:].strip():
+            raise ApiError(
+                401,
+                "unauthorized",
+                "This endpoint needs an 'Authorization: Bearer <token>' header.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        principal = await self.wiring.verify_token(header[7:].strip())
+        if principal is None:
+            raise ApiError(
+                401, "unauthorized", "The bearer token is not valid.", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return principal
+
+    async def update_event(self, code: str, changes: dict[str, Any]) -> None:
+        """Apply ``changes`` to event ``code`` and evict what held it.
+
+        Raises:
+            ApiError: 404 for an unknown event.
+        """
+        async with self.engine.begin() as conn:
+            found = await repo.update_event(conn, code, changes)
+        if not found:
+            raise ApiError(404, "not_found", f"No event {code!r}.")
+        await self.changed("event.updated", {"code": code}, [f"event:{code}", "events-list"])
+
+    async def update_speaker(self, username: str, changes: dict[str, Any]) -> None:
+        """Apply ``changes`` to speaker ``username`` and evict what held them.
+
+        Raises:
+            ApiError: 404 for an unknown speaker, 422 for an unknown company.
+        """
+        async with self.engine.begin() as conn:
+            before = await repo.speaker_company(conn, username)
+            try:
+                found = await repo.update_speaker(conn, username, changes)
+            except LookupError:
+                raise ApiError(
+                    422,
+                    "validation_failed",
+                    "The request body is invalid; see fields.",
+                    fields=[{"field": "company", "message": f"no company named {changes['company']!r}"}],
+                ) from None
+            events = await repo.speaker_events(conn, username) if found else []
+        if not found:
+            raise ApiError(404, "not_found", f"No speaker {username!r}.")
+        tags = [f"speaker:{username}", "speakers-list", *(f"event:{c}:people" for c in events)]
+        for company in {before, changes.get("company", before)}:
+            if company:
+                tags.append(f"company:{company}")
+        await self.changed("speaker.updated", {"username": username}, tags)
+
+    async def changed(self, event: str, fields: dict[str, Any], tags: list[str]) -> None:
+        """Tell the caches that ``event`` happened: every entry tagged with one of ``tags`` is stale."""
+        await self.wiring.invalidate(event, fields, tags)
+
+
+def _is_unique_violation(exc: Exception) -> bool:
+    from sqlalchemy.exc import IntegrityError
+
+    return isinstance(exc, IntegrityError)
