@@ -496,7 +496,7 @@ def test_full_latency_range_fits_in_four_kib() -> None:
     assert deep_size(sketch) <= 4096
 
 
-def test_typical_series_is_near_one_kib() -> None:
+def test_typical_series_takes_about_one_and_a_half_kib() -> None:
     data = np.clip(np.random.default_rng(2).lognormal(math.log(0.05), 1.0, 200_000), 1e-5, 3600)
     assert deep_size(sketch_of(data.tolist())) <= 1536
 
