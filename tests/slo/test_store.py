@@ -1,0 +1,204 @@
+"""The SLO history store: exact merges across worker processes, downsampling, corruption, warm restart."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from buttress.clock import VirtualClock
+from buttress.errors import StoreError
+from buttress.slo.monitor import SLOMonitor
+from buttress.slo.recorder import HttpRecorder, SeriesSample
+from buttress.slo.routes import RouteSelector
+from buttress.slo.spec import SLOSpec
+from buttress.slo.store import HistoryCorruptError, HistoryStore
+from buttress.telemetry.events import EventStream
+from buttress.telemetry.registry import Registry
+from buttress.telemetry.sketch import Sketch
+
+NOV_1 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC).timestamp()
+
+WORKER = textwrap.dedent(
+    """
+    import random, sys
+    from buttress.slo.recorder import SeriesSample
+    from buttress.slo.store import HistoryStore
+    from buttress.telemetry.sketch import Sketch
+
+    path, seed, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    store = HistoryStore(path)
+    rnd = random.Random(seed)
+    for minute in range(20):
+        samples = []
+        for route in ("/a", "/b/{id}"):
+            sketch = Sketch()
+            for _ in range(50):
+                sketch.add(rnd.lognormvariate(-3, 1))
+            samples.append(SeriesSample(route, "GET", "2xx", sketch))
+        store.write(start + 60 * minute, samples)
+    """
+)
+
+
+def worker_samples(seed: int) -> dict[tuple[int, str], list[float]]:
+    rnd = random.Random(seed)
+    out: dict[tuple[int, str], list[float]] = {}
+    for minute in range(20):
+        for route in ("/a", "/b/{id}"):
+            out[(minute, route)] = [rnd.lognormvariate(-3, 1) for _ in range(50)]
+    return out
+
+
+def test_worker_processes_merge_exactly(tmp_path):
+    path = tmp_path / "slo.db"
+    HistoryStore(path).close()
+    seeds = [1, 2, 3, 4]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WORKER, str(path), str(seed), str(NOV_1)]) for seed in seeds
+    ]
+    assert [p.wait(60) for p in procs] == [0, 0, 0, 0]
+    expected: dict[tuple[int, str], list[float]] = {}
+    for seed in seeds:
+        for key, values in worker_samples(seed).items():
+            expected.setdefault(key, []).extend(values)
+    rows = list(HistoryStore(path).rows(NOV_1, NOV_1 + 3600))
+    assert len(rows) == 40
+    for row in rows:
+        values = expected[(int(row.start - NOV_1) // 60, row.route)]
+        reference = Sketch()
+        for v in values:
+            reference.add(v)
+        assert row.count == 200
+        assert row.sketch == reference  # the same buckets as one sketch of every worker's samples
+        for q in (0.5, 0.95, 0.99):
+            exact = float(np.quantile(values, q, method="lower"))
+            assert abs(row.sketch.quantile(q) - exact) <= 0.01 * exact
+
+
+def test_sketch_quantiles_against_numpy_after_merging_shards():
+    rnd = np.random.default_rng(11)
+    shards = [rnd.lognormal(-4, 1.2, size=5000) for _ in range(8)]
+    merged = Sketch()
+    for shard in shards:
+        part = Sketch()
+        for v in shard:
+            part.add(float(v))
+        merged.merge(part)
+        exact = float(np.quantile(shard, 0.99, method="lower"))
+        assert abs(part.quantile(0.99) - exact) <= 0.01 * exact
+    everything = np.concatenate(shards)
+    for q in (0.5, 0.9, 0.95, 0.99, 0.999):
+        exact = float(np.quantile(everything, q, method="lower"))
+        assert abs(merged.quantile(q) - exact) <= 0.01 * exact
+
+
+def sample(route: str, values: list[float], cls: str = "2xx") -> SeriesSample:
+    sketch = Sketch()
+    for v in values:
+        sketch.add(v)
+    return SeriesSample(route, "GET", cls, sketch)
+
+
+def test_downsampling_folds_old_minutes_into_hours(tmp_path):
+    store = HistoryStore(tmp_path / "slo.db", raw_retention=3 * 86400, retention=10 * 86400)
+    for minute in range(180):  # three hours
+        store.write(NOV_1 + 60 * minute, [sample("/a", [0.01 * (1 + minute % 7)])])
+    before = Sketch()
+    for row in store.rows(NOV_1, NOV_1 + 3 * 3600):
+        before.merge(row.sketch)
+    folded = store.downsample(NOV_1 + 3 * 86400 + 2 * 3600 + 30)  # the first two hours are now old
+    assert folded == 120
+    rows = list(store.rows(NOV_1, NOV_1 + 3 * 3600))
+    assert [(r.resolution, r.count) for r in rows[:2]] == [(3600, 60), (3600, 60)]
+    assert sum(1 for r in rows if r.resolution == 60) == 60
+    after = Sketch()
+    for row in rows:
+        after.merge(row.sketch)
+    assert after == before  # nothing lost or double counted
+    store.downsample(NOV_1 + 11 * 86400)  # past retention: everything goes
+    assert list(store.rows(NOV_1, NOV_1 + 86400)) == []
+
+
+def test_corrupt_file_is_reported_and_left_alone(tmp_path):
+    path = tmp_path / "slo.db"
+    path.write_bytes(b"this is not a database at all" * 100)
+    original = path.read_bytes()
+    with pytest.raises(HistoryCorruptError, match="unreadable") as info:
+        HistoryStore(path)
+    assert isinstance(info.value, StoreError) and info.value.path == str(path)
+    assert path.read_bytes() == original
+
+
+def test_damaged_pages_are_reported(tmp_path):
+    path = tmp_path / "slo.db"
+    store = HistoryStore(path)
+    for minute in range(300):
+        store.write(NOV_1 + 60 * minute, [sample(f"/r{i}", [0.01, 0.02]) for i in range(10)])
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = bytearray(path.read_bytes())
+    size = len(data)
+    data[size // 2 : size // 2 + 4096] = bytes(range(256)) * 16
+    path.write_bytes(bytes(data))
+    with pytest.raises(HistoryCorruptError):
+        store = HistoryStore(path)
+        list(store.rows(0, 2**40))
+    assert path.stat().st_size == size
+
+
+def test_a_bad_sketch_blob_is_reported(tmp_path):
+    path = tmp_path / "slo.db"
+    HistoryStore(path).write(NOV_1, [sample("/a", [0.1])])
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE series SET sketch = x'00112233'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(HistoryCorruptError, match="bad sketch"):
+        list(HistoryStore(path).rows(0, 2**40))
+
+
+def test_foreign_sqlite_file_is_not_taken_over(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE stuff (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(HistoryCorruptError, match="no such table: meta"):
+        HistoryStore(path)
+
+
+def test_retention_arguments_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="at least 3 days"):
+        HistoryStore(tmp_path / "a.db", raw_retention=3600)
+
+
+def test_monitor_writes_minutes_and_warms_a_restarted_engine(tmp_path):
+    clock = VirtualClock(wall_start=NOV_1)
+    spec = SLOSpec("api", "availability", 0.99, 30 * 86400.0, (RouteSelector.parse("*"),))
+    store = HistoryStore(tmp_path / "slo.db")
+    recorder = HttpRecorder(Registry())
+    monitor = SLOMonitor([spec], recorder, store=store, clock=clock, events=EventStream(), registry=Registry())
+    for minute in range(30):
+        for i in range(10):
+            recorder.record("/a", "GET", 500 if i == 0 else 200, 0.01)
+        clock.advance(60)
+        status = monitor.tick()[0]
+    assert (status.good, status.total) == (270, 300)
+    assert len(list(store.rows(NOV_1, NOV_1 + 3600))) == 60
+    # A new process: the engine starts from the history.
+    again = SLOMonitor(
+        [spec], HttpRecorder(Registry()), store=HistoryStore(tmp_path / "slo.db"), clock=clock,
+        events=EventStream(), registry=Registry(),
+    )
+    restarted = again.tick()[0]
+    assert (restarted.good, restarted.total) == (270, 300)
+    assert restarted.burn_rates["1h"] == pytest.approx(10.0)
