@@ -116,6 +116,27 @@ def start_app(providers: Providers) -> Iterator[Callable[..., RunningApp]]:
 
 
 @pytest.fixture(scope="module")
-def sqlite_app(start_app: Callable[..., RunningApp], providers: Providers, tmp_path_factory: Any) -> RunningApp:
+def sqlite_app(
+    start_app: Callable[..., RunningApp], providers: Providers, tmp_path_factory: Any
+) -> RunningApp:
     state = tmp_path_factory.mktemp("demo-sqlite")
     return start_app(make_settings(providers, f"sqlite:///{state}/demo.db", state))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def api(
+    request: pytest.FixtureRequest,
+    start_app: Callable[..., RunningApp],
+    providers: Providers,
+    tmp_path_factory: Any,
+) -> Iterator[RunningApp]:
+    """The platform on SQLite and on PostgreSQL (a throwaway database), one module each."""
+    state = tmp_path_factory.mktemp(f"demo-{request.param}")
+    if request.param == "sqlite":
+        yield start_app(make_settings(providers, f"sqlite:///{state}/demo.db", state))
+        return
+    import servers
+
+    server = request.getfixturevalue("postgres_server")
+    with servers.running(servers.PostgresDatabase, server) as database:
+        yield start_app(make_settings(providers, database.url, state))

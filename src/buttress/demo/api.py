@@ -109,7 +109,9 @@ def build_router() -> Any:
                 fields=[{"field": k, "message": "must not be null"} for k in nulls],
             )
         await p.update_event(code, changes)
-        data = await p.read("events", f"event:{code}:", lambda c: repo.event(c, code, frozenset()), [f"event:{code}"])
+        data = await p.read(
+            "events", f"event:{code}:", lambda c: repo.event(c, code, frozenset()), [f"event:{code}"]
+        )
         return {"data": data}
 
     @router.get("/speakers")
@@ -125,7 +127,9 @@ def build_router() -> Any:
         pg = parse_page(page, limit)
         key = f"list:{flt!r}:{order!r}:{pg.page}:{pg.limit}"
         p = platform(request)
-        return await p.read("speakers", key, lambda c: repo.list_speakers(c, flt, order, pg), ["speakers-list"])
+        return await p.read(
+            "speakers", key, lambda c: repo.list_speakers(c, flt, order, pg), ["speakers-list"]
+        )
 
     @router.get("/speakers/{username}")
     async def get_speaker(request: Request, username: str) -> Any:

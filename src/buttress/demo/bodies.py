@@ -7,9 +7,8 @@ not a silently dropped change.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
-
 import re
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -53,7 +52,9 @@ class _Patch(BaseModel):
 class EventPatch(_Patch):
     """``PATCH /events/{code}``: the fields of an event an editor may change."""
 
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200)] | None = None
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200)] | None = (
+        None
+    )
     topic: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=80)] | None = None
     description: Annotated[str, StringConstraints(max_length=10_000)] | None = None
     status: Literal["archived", "published", "open"] | None = None
@@ -68,4 +69,6 @@ class SpeakerPatch(_Patch):
     last_name: Name | None = None
     title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)] | None = None
     bio: Annotated[str, StringConstraints(max_length=10_000)] | None = None
-    company: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)] | None = None
+    company: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)] | None = (
+        None
+    )

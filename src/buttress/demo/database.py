@@ -84,12 +84,15 @@ def _catalog(connection: Any) -> None:
     from buttress.demo import models
 
     tables = [
-        models.Company.__table__,
-        models.Venue.__table__,
-        models.Event.__table__,
-        models.Speaker.__table__,
-        models.Session.__table__,
-        models.SessionSpeaker.__table__,
+        models.table(m)
+        for m in (
+            models.Company,
+            models.Venue,
+            models.Event,
+            models.Speaker,
+            models.Session,
+            models.SessionSpeaker,
+        )
     ]
     models.Base.metadata.create_all(connection, tables=tables)
 
@@ -97,7 +100,7 @@ def _catalog(connection: Any) -> None:
 def _registrations(connection: Any) -> None:
     from buttress.demo import models
 
-    models.Base.metadata.create_all(connection, tables=[models.Registration.__table__])
+    models.Base.metadata.create_all(connection, tables=[models.table(models.Registration)])
 
 
 def _search_index(connection: Any) -> None:
@@ -120,7 +123,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 def _ensure_version_table(connection: Any) -> None:
     from buttress.demo import models
 
-    models.Base.metadata.create_all(connection, tables=[models.SchemaVersion.__table__])
+    models.Base.metadata.create_all(connection, tables=[models.table(models.SchemaVersion)])
 
 
 def _applied(connection: Any) -> set[int]:

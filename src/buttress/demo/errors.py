@@ -82,7 +82,9 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_body(status: int, code: str, message: str, fields: list[FieldError] | None = None) -> dict[str, Any]:
+def error_body(
+    status: int, code: str, message: str, fields: list[FieldError] | None = None
+) -> dict[str, Any]:
     """The JSON body of an error response, with the current correlation id."""
     body: dict[str, Any] = {
         "status": status,
@@ -102,6 +104,7 @@ class CorrelationIdMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call: set the id for the request, add it to the response."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -153,7 +156,10 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": payload})
@@ -187,8 +193,7 @@ def install_handlers(app: Any) -> None:
         errors = list(exc.errors())
         body_errors = [e for e in errors if e.get("loc", ("",))[0] == "body"]
         fields = [
-            {"field": _field_name(e.get("loc", ())), "message": _message(e)}
-            for e in (body_errors or errors)
+            {"field": _field_name(e.get("loc", ())), "message": _message(e)} for e in (body_errors or errors)
         ]
         if body_errors:
             return JSONResponse(

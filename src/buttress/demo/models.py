@@ -12,6 +12,7 @@ seat at the same moment cannot both get it, on SQLite or PostgreSQL, without a t
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 from sqlalchemy import (
     Boolean,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -36,11 +38,17 @@ __all__ = [
     "SessionSpeaker",
     "Speaker",
     "Venue",
+    "table",
 ]
 
 
 class Base(DeclarativeBase):
     """The declarative base of every demo table."""
+
+
+def table(model: type[Base]) -> Table:
+    """The Core :class:`~sqlalchemy.Table` of ``model`` (typed, for Core queries)."""
+    return cast(Table, model.__table__)
 
 
 class SchemaVersion(Base):

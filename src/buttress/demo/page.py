@@ -38,17 +38,20 @@ _TEMPLATE = """<!doctype html>
   <tbody id="archive"></tbody></table>
 </main>
 <script>
-const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;","'":"&#39;"}[c]));
+const ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"};
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ENTITIES[c]);
 fetch("/api/v1/events/current").then((r) => r.json()).then((body) => {
   const e = body.data;
   if (!e) { document.getElementById("current").textContent = "No event is open right now."; return; }
   document.getElementById("current").innerHTML =
     `<img alt="" src="${esc(e.image_url)}"><div><h1>${esc(e.title)}</h1>` +
-    `<p>${esc(e.date)} · ${esc(e.city)} · ${e.sessions.length} sessions</p><p>${esc(e.description)}</p></div>`;
+    `<p>${esc(e.date)} · ${esc(e.city)} · ${e.sessions.length} sessions</p>` +
+    `<p>${esc(e.description)}</p></div>`;
 });
 fetch("/api/v1/events?limit=20&sort=-date").then((r) => r.json()).then((body) => {
   document.getElementById("archive").innerHTML = body.data.map((e) =>
-    `<tr><td>${e.number}</td><td>${esc(e.title)}</td><td>${esc(e.date)}</td><td>${esc(e.city)}</td></tr>`).join("");
+    `<tr><td>${e.number}</td><td>${esc(e.title)}</td><td>${esc(e.date)}</td>` +
+    `<td>${esc(e.city)}</td></tr>`).join("");
 });
 </script>
 </body>

@@ -101,7 +101,7 @@ def parse_filter(raw: str | None, fields: Mapping[str, FieldSpec]) -> Filter:
         raise _bad("invalid_filter", "filter is longer than 2000 characters")
     try:
         parsed = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise _bad(
             "invalid_filter",
             f'filter is not valid JSON ({exc.msg} at position {exc.pos}); expected an object such as {{"status": "archived"}}',  # noqa: E501
@@ -163,7 +163,10 @@ def parse_include(raw: str | None, allowed: tuple[str, ...]) -> frozenset[str]:
     items = {p.strip() for p in raw.split(",")}
     unknown = sorted(items - set(allowed))
     if unknown:
-        raise _bad("invalid_include", f"include: unknown {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}")
+        raise _bad(
+            "invalid_include",
+            f"include: unknown {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}",
+        )
     return frozenset(items)
 
 

@@ -78,7 +78,8 @@ class Platform:
             await database.migrate(self.engine)
             await seed.seed(self.engine)
         self.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0), limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
+            timeout=httpx.Timeout(10.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
         self.email = EmailClient(self.http, self.settings.email_url)
         self.storage = StorageClient(self.http, self.settings.storage_url)
@@ -215,7 +216,7 @@ class Platform:
                 "This endpoint needs an 'Authorization: Bearer <token>' header.",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        principal = await self.wiring.verify_token(header[7:].strip())
+        principal: dict[str, Any] | None = await self.wiring.verify_token(header[7:].strip())
         if principal is None:
             raise ApiError(
                 401, "unauthorized", "The bearer token is not valid.", headers={"WWW-Authenticate": "Bearer"}

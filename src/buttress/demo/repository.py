@@ -34,13 +34,13 @@ __all__ = [
     "update_speaker",
 ]
 
-E = models.Event.__table__
-V = models.Venue.__table__
-S = models.Session.__table__
-SS = models.SessionSpeaker.__table__
-SP = models.Speaker.__table__
-C = models.Company.__table__
-R = models.Registration.__table__
+E = models.table(models.Event)
+V = models.table(models.Venue)
+S = models.table(models.Session)
+SS = models.table(models.SessionSpeaker)
+SP = models.table(models.Speaker)
+C = models.table(models.Company)
+R = models.table(models.Registration)
 
 #: Filterable fields of ``GET /events``.
 EVENT_FIELDS: Mapping[str, FieldSpec] = {
@@ -127,7 +127,7 @@ async def list_events(conn: Any, flt: Filter, sort: Sort, page: Page) -> dict[st
     from sqlalchemy import func, select
 
     columns = {"city": V.c.city}
-    where = [_condition(columns.get(name, E.c[name] if name in E.c else None), op, v) for name, op, v in flt]
+    where = [_condition(columns[name] if name in columns else E.c[name], op, v) for name, op, v in flt]
     order = [(E.c[name].desc() if desc else E.c[name].asc()) for name, desc in sort]
     order.append(E.c.id.asc())  # a total order, so pages never overlap
     query = _event_select().where(*where).order_by(*order).offset(page.offset).limit(page.limit)
@@ -171,7 +171,9 @@ async def _event_row(conn: Any, code: str) -> Any:
 
     return (
         await conn.execute(
-            select(E, V.c.name.label("venue_name"), V.c.address, V.c.city, V.c.capacity.label("venue_capacity"))
+            select(
+                E, V.c.name.label("venue_name"), V.c.address, V.c.city, V.c.capacity.label("venue_capacity")
+            )
             .join(V, V.c.id == E.c.venue_id)
             .where(E.c.code == code)
         )
@@ -357,7 +359,9 @@ async def company(conn: Any, name: str) -> dict[str, Any] | None:
     if row is None:
         return None
     out = _company_dict(row)
-    speakers = await conn.execute(select(SP.c.username).where(SP.c.company_id == row.id).order_by(SP.c.username))
+    speakers = await conn.execute(
+        select(SP.c.username).where(SP.c.company_id == row.id).order_by(SP.c.username)
+    )
     out["speakers"] = list(speakers.scalars())
     return out
 
@@ -432,7 +436,10 @@ async def register(conn: Any, code: str, person: Mapping[str, Any]) -> Registrat
         status = "waitlisted"
         position = int(
             await conn.scalar(
-                update(E).where(E.c.id == ev.id).values(waitlisted=E.c.waitlisted + 1).returning(E.c.waitlisted)
+                update(E)
+                .where(E.c.id == ev.id)
+                .values(waitlisted=E.c.waitlisted + 1)
+                .returning(E.c.waitlisted)
             )
         )
     new_id = await conn.scalar(
@@ -494,4 +501,7 @@ async def speaker_company(conn: Any, username: str) -> str | None:
     """The company name of ``username`` (to invalidate the company page when it changes)."""
     from sqlalchemy import select
 
-    return await conn.scalar(select(C.c.name).join(SP, SP.c.company_id == C.c.id).where(SP.c.username == username))  # type: ignore[no-any-return]
+    name = await conn.scalar(
+        select(C.c.name).join(SP, SP.c.company_id == C.c.id).where(SP.c.username == username)
+    )
+    return None if name is None else str(name)

@@ -105,7 +105,10 @@ async def _json(send: Send, status: int, body: Any) -> None:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": payload})
@@ -129,6 +132,7 @@ class ChaosMiddleware:
         self.name = name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve ``/_chaos`` or apply the current faults, then the app."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -154,12 +158,14 @@ class ChaosMiddleware:
             try:
                 changes = json.loads(await _body(receive) or b"{}")
                 if not isinstance(changes, dict):
-                    raise ValueError("expected a JSON object such as {\"down\": true}")
+                    raise ValueError('expected a JSON object such as {"down": true}')
                 self.chaos.update(changes)
             except ValueError as exc:
                 await _json(send, 422, {"error": str(exc)})
                 return
         elif not (path == "/_chaos" and method == "GET"):
-            await _json(send, 404, {"error": "chaos endpoints: GET/PUT /_chaos, POST /_chaos/break, /_chaos/heal"})
+            await _json(
+                send, 404, {"error": "chaos endpoints: GET/PUT /_chaos, POST /_chaos/break, /_chaos/heal"}
+            )
             return
         await _json(send, 200, {"provider": self.name, **self.chaos.snapshot()})

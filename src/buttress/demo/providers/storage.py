@@ -21,7 +21,8 @@ _SECRET = b"buttress-demo-storage"
 _SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" width="320" height="160" viewBox="0 0 320 160">'
     '<rect width="320" height="160" fill="#{color}"/>'
-    '<text x="160" y="88" font-family="sans-serif" font-size="18" fill="#fff" text-anchor="middle">{label}</text>'
+    '<text x="160" y="88" font-family="sans-serif" font-size="18" fill="#fff" '
+    'text-anchor="middle">{label}</text>'
     "</svg>"
 )
 
