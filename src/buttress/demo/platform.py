@@ -233,7 +233,7 @@ class Platform:
             found = await repo.update_event(conn, code, changes)
         if not found:
             raise ApiError(404, "not_found", f"No event {code!r}.")
-        await self.changed("event.updated", {"code": code}, [f"event:{code}", "events-list"])
+        await self.changed([("event.updated", {"code": code})])
 
     async def update_speaker(self, username: str, changes: dict[str, Any]) -> None:
         """Apply ``changes`` to speaker ``username`` and evict what held them.
@@ -252,18 +252,20 @@ class Platform:
                     "The request body is invalid; see fields.",
                     fields=[{"field": "company", "message": f"no company named {changes['company']!r}"}],
                 ) from None
-            events = await repo.speaker_events(conn, username) if found else []
+            codes = await repo.speaker_events(conn, username) if found else []
         if not found:
             raise ApiError(404, "not_found", f"No speaker {username!r}.")
-        tags = [f"speaker:{username}", "speakers-list", *(f"event:{c}:people" for c in events)]
-        for company in {before, changes.get("company", before)}:
-            if company:
-                tags.append(f"company:{company}")
-        await self.changed("speaker.updated", {"username": username}, tags)
+        events: list[tuple[str, dict[str, Any]]] = [("speaker.updated", {"username": username})]
+        # Event pages that embed this speaker's profile, and the company pages listing them.
+        events.extend(("event.people_changed", {"code": c}) for c in codes)
+        if "company" in changes and changes["company"] != before:
+            for company in sorted(c for c in (before, changes["company"]) if c):
+                events.append(("company.changed", {"name": company}))
+        await self.changed(events)
 
-    async def changed(self, event: str, fields: dict[str, Any], tags: list[str]) -> None:
-        """Tell the caches that ``event`` happened: every entry tagged with one of ``tags`` is stale."""
-        await self.wiring.invalidate(event, fields, tags)
+    async def changed(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Publish domain events (``event.updated {"code": …}``); the caches evict what they map to."""
+        await self.wiring.invalidate(events)
 
 
 def _is_unique_violation(exc: Exception) -> bool:
