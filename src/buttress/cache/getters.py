@@ -39,7 +39,9 @@ def sync_get(core: CacheCore) -> Get:
     now = core.clock.monotonic
     wall = core.clock.time
     tags = core.tags
-    enveloped = core.enveloped
+    # Another process may write envelopes (tags) to a shared backend at any time: shared namespaces
+    # always check for them; memory namespaces switch when they first write one themselves.
+    enveloped = core.enveloped or core.kind != "memory"
     remote_get: Get | None = None
     if core.tiered is not None:
         remote_get = core.tiered.get_l2
@@ -53,7 +55,7 @@ def sync_get(core: CacheCore) -> Get:
         hits.value += 1
         return v.value
 
-    def slow(key: Any, default: Any) -> Any:
+    def slow(key: Any, default: Any = None) -> Any:
         # Not in L1 (or expired there): the store's own get expires it; then the remote tier, timed.
         v = store_get(core.check_key(key)) if store_get is not None else MISS
         if v is MISS and remote_get is not None:

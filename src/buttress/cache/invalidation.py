@@ -327,12 +327,12 @@ class _Listener(threading.Thread):
         backoff = self.retry_after
         while not self._stop_event.is_set():
             try:
-                pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+                # Subscribe confirmations are wanted: the subscription is live only once one arrives.
+                pubsub = self.client.pubsub()
                 self._pubsub = pubsub
                 pubsub.subscribe(self.channel)
-                # The subscription is live once its confirmation arrives; until then we may miss messages.
                 while not self._stop_event.is_set():
-                    confirm = pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
+                    confirm = pubsub.get_message(timeout=1.0)
                     if confirm is not None and confirm.get("type") == "subscribe":
                         break
                 self.connected = True

@@ -71,6 +71,11 @@ class Serializer(Protocol):
         ...
 
 
+def _type_name(value: Any) -> str:
+    tp = type(value)
+    return tp.__qualname__ if tp.__module__ == "builtins" else f"{tp.__module__}.{tp.__qualname__}"
+
+
 class PickleSerializer:
     """Any picklable object, with the highest pickle protocol. Trusted backends only (see module doc)."""
 
@@ -82,7 +87,7 @@ class PickleSerializer:
             return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             raise SerializationError(
-                f"cannot cache a value of type {type(value).__qualname__}: it cannot be pickled ({exc}). "
+                f"cannot cache a value of type {_type_name(value)}: it cannot be pickled ({exc}). "
                 "Cache plain data (dataclasses, dicts, lists) or pass a serializer that handles it."
             ) from None
 
@@ -102,7 +107,7 @@ class JsonSerializer:
             return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
             raise SerializationError(
-                f"cannot cache a value of type {type(value).__qualname__} as JSON ({exc}). "
+                f"cannot cache a value of type {_type_name(value)} as JSON ({exc}). "
                 "Convert it to dicts and lists first, or use serializer='pickle' on a trusted Redis."
             ) from None
 
@@ -120,7 +125,7 @@ class BytesSerializer:
         """``value`` itself, which must be bytes."""
         if type(value) is not bytes:
             raise SerializationError(
-                f"serializer='bytes' stores bytes only, got a value of type {type(value).__qualname__}"
+                f"serializer='bytes' stores bytes only, got a value of type {_type_name(value)}"
             )
         return value
 

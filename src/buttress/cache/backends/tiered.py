@@ -12,8 +12,8 @@ going to L2 and copies into L1 only if the epoch has not moved. (A per-key seque
 copies but costs a dictionary per key; invalidations are rare next to reads, so a skipped copy is rare.)
 
 **Lost messages.** Pub/sub keeps nothing for a disconnected subscriber, so when the listener loses its
-connection L1 is flushed as soon as it is back (and once when the loss is noticed). Until then L1 keeps
-serving: with Redis down, its copies are the only cache there is.
+connection L1 is flushed as soon as it is back. Until then L1 keeps serving: with Redis down, its copies
+are the only cache there is (bounded by their TTL, and by ``l1_ttl`` when set).
 
 Works the same on RESP2 and RESP3 (redis-py ``protocol=3``) and on Redis ≥ 6; it does not use
 client-side tracking, whose RESP3 push messages are what make some two-tier caches silently serve stale
@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from buttress.cache.backends.memory import MISS, MemoryStore
@@ -76,6 +77,7 @@ class TieredBackend:
         self._l1_put = l1.put
         self._listener: _Listener | None = None
         self.invalidations_applied = 0
+        self._applied = threading.Condition()
         if listen:
             self._listener = _Listener(
                 l2.client,
@@ -83,7 +85,6 @@ class TieredBackend:
                 self._on_message,
                 name=f"buttress-cache-{l2.prefix}",
                 on_connect=self._flush,
-                on_disconnect=self._flush,
             )
             self._listener.start()
             self._listener.ready.wait(5)
@@ -99,9 +100,12 @@ class TieredBackend:
         self.epoch = next(self._epochs)
 
     def _flush(self) -> None:
+        # On every (re)subscription: messages sent while we were not listening are lost.
         self._bump()
         self.l1.clear()
         self.local_tags.clear()
+        with self._applied:
+            self._applied.notify_all()
 
     def _on_message(self, data: bytes) -> None:
         try:
@@ -118,8 +122,19 @@ class TieredBackend:
             self.local_tags.observe(tag, int(stamp))
         elif kind == "c":
             self.l1.clear()
-        self.invalidations_applied += 1
         self.metrics.invalidation_delay.sketch.add(max(0.0, time.time() - float(published)))
+        with self._applied:
+            self.invalidations_applied += 1
+            self._applied.notify_all()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``predicate()`` holds, re-checking after each applied invalidation (tests, tools).
+
+        Returns:
+            Whether it held before ``timeout`` seconds passed.
+        """
+        with self._applied:
+            return self._applied.wait_for(predicate, timeout)
 
     def _message(self, kind: str, body: str) -> str:
         # Wall-clock time: the delay is measured across processes, which share no monotonic clock.

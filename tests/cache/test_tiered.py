@@ -1,0 +1,136 @@
+"""Two tiers kept coherent across processes over pub/sub, on RESP2 and RESP3; the race guard; outages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from buttress.cache import AsyncCache, Cache
+from buttress.telemetry import Registry
+
+pytestmark = pytest.mark.redis
+CHILD = str(Path(__file__).with_name("_child.py"))
+
+
+def _line(proc: subprocess.Popen[str]) -> dict[str, object]:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line, f"child exited early: {proc.stderr.read() if proc.stderr else ''}"
+    return json.loads(line)  # type: ignore[no-any-return]
+
+
+def test_write_in_one_process_evicts_l1_in_another(redis_server, registry: Registry, protocol: int) -> None:
+    writer = Cache("ev", backend=redis_server.url, registry=registry, redis_options={"protocol": protocol})
+    try:
+        writer.set("k", "v1")
+        with subprocess.Popen(
+            [sys.executable, CHILD, "reader", redis_server.url, str(protocol)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as child:
+            try:
+                assert _line(child) == {"step": "ready", "value": "v1"}
+                writer.set("k", "v2")
+                done = _line(child)
+            finally:
+                child.kill()
+        assert done["invisible"] is True
+        assert done["now"] == "v2"
+        assert isinstance(done["delay"], float) and done["delay"] >= 0  # measured; reported in docs
+    finally:
+        writer.close()
+
+
+def test_two_caches_one_process_delete_and_tag_propagate(redis_server, registry: Registry, protocol: int) -> None:
+    opts = {"backend": redis_server.url, "redis_options": {"protocol": protocol}}
+    a = Cache("ev", registry=registry, **opts)  # type: ignore[arg-type]
+    b = Cache("ev", registry=Registry(), **opts)  # type: ignore[arg-type]
+    try:
+        a.set("x", 1, tags=["speakers"])
+        a.set("y", 2)
+        assert b.get("x") == 1 and b.get("y") == 2
+        tiered_b = b.core.tiered
+        store_b = b.core.store
+        assert tiered_b is not None and store_b is not None
+        a.delete("y")
+        assert tiered_b.wait_for(lambda: store_b.peek("y") is None, timeout=10)
+        assert b.get("y") is None
+        applied = tiered_b.invalidations_applied
+        a.invalidate_tag("speakers")
+        assert tiered_b.wait_for(lambda: tiered_b.invalidations_applied > applied, timeout=10)
+        assert b.get("x") is None  # L1 copy still there, but its tag stamp is old
+        a.clear()
+        assert tiered_b.wait_for(lambda: len(store_b) == 0, timeout=10)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_read_invalidate_race_guard(redis_server, registry: Registry) -> None:
+    cache = Cache("ev", backend=redis_server.url, registry=registry)
+    tiered = cache.core.tiered
+    store = cache.core.store
+    assert tiered is not None and store is not None
+    try:
+        cache.set("k", "old")
+        store.clear()
+        # Simulate an invalidation that arrives while the L2 read is in flight: the value read must
+        # not be copied into L1.
+        real_get = tiered.l2.get
+
+        def racing_get(key: str) -> object:
+            value = real_get(key)
+            tiered._on_message(b"someone-else|0|k|k")
+            return value
+
+        tiered.l2.get = racing_get  # type: ignore[method-assign]
+        assert cache.get("k") == "old"  # returned to this caller…
+        assert store.peek("k") is None  # …but not kept
+        tiered.l2.get = real_get  # type: ignore[method-assign]
+        assert cache.get("k") == "old"
+        assert store.peek("k") is not None  # no race this time: copied
+    finally:
+        cache.close()
+
+
+def test_l1_flushed_on_reconnect_and_serves_during_outage(redis_server, registry: Registry) -> None:
+    cache = Cache("ev", backend=redis_server.url, down_for=0.0, registry=registry)
+    tiered = cache.core.tiered
+    store = cache.core.store
+    assert tiered is not None and store is not None
+    try:
+        cache.set("k", "v")
+        redis_server.stop()
+        assert cache.get("k") == "v"  # L1 keeps serving while Redis is down
+        assert cache.get_or_load("n", lambda: "loaded") == "loaded"
+        redis_server.restart()
+        assert tiered.wait_for(lambda: tiered.listening and len(store) == 0, timeout=20)
+        assert cache.get("k") is None  # Redis restarted empty; L1 was flushed, nothing stale
+        cache.set("k", "again")
+        assert cache.get("k") == "again"
+    finally:
+        cache.close()
+
+
+async def test_async_tiered_roundtrip(redis_server, registry: Registry, protocol: int) -> None:
+    cache = AsyncCache("ev", backend=redis_server.url, registry=registry, redis_options={"protocol": protocol})
+    other = Cache("ev", backend=redis_server.url, registry=Registry(), redis_options={"protocol": protocol})
+    try:
+        await cache.set("a", 1)
+        assert await cache.get("a") == 1
+        assert other.get("a") == 1
+        await cache.set_many({"b": 2, "c": 3}, tags=["t"])
+        assert await cache.get_many(["a", "b", "c"]) == {"a": 1, "b": 2, "c": 3}
+        await cache.invalidate_tag("t")
+        assert await cache.get("b") is None
+        assert await cache.delete("a") is True
+        assert await cache.get("a") is None
+        await cache.clear()
+    finally:
+        await cache.aclose()
+        other.close()
