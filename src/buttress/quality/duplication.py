@@ -1,0 +1,481 @@
+"""Duplicated code, with SonarQube's semantics: token blocks, normalised, counted in lines.
+
+A *clone* is a run of at least ``min_tokens`` (100) consecutive tokens that appears twice or more and
+spans at least ``min_lines`` (10) physical lines in each place. Comments, blank lines, newlines and
+indentation tokens are not tokens here. With the default normalisation every name becomes ``$N`` and
+every string or number ``$L``, so a block copied and then renamed is still a clone (set
+``normalize = []`` for exact copies only).
+
+**Density** = duplicated lines / physical lines × 100, where a line is duplicated when it lies inside
+any clone (either copy). Files a profile marks as generated or data are left out of both counts.
+
+How it is found, in linear time:
+
+1. :func:`scan_tokens` turns a file into token codes (see :func:`tokens`) and computes a polynomial
+   hash of every window of ``min_tokens`` tokens from prefix hashes (one multiply-add per token);
+2. :func:`find_clones` counts every window hash across all files at C speed, keeps the hashes seen
+   more than once, and walks those positions in file order: the first place a window appears is
+   remembered, and a later equal window starts a clone that is extended while the following windows
+   still match (so a clone grows token by token past ``min_tokens``); positions inside a clone are not
+   restarted;
+3. clones that span fewer than ``min_lines`` lines are dropped, and the rest mark their lines.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import sys
+import tokenize
+import zlib
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from buttress.quality.gate import Context, Measurement
+
+__all__ = [
+    "Clone",
+    "DuplicationMeasure",
+    "DuplicationResult",
+    "TokenWindows",
+    "find_clones",
+    "new_code_density",
+    "scan_tokens",
+    "tokens",
+]
+
+_SKIP = frozenset(
+    {
+        tokenize.COMMENT,
+        tokenize.NL,
+        tokenize.NEWLINE,
+        tokenize.INDENT,
+        tokenize.DEDENT,
+        tokenize.ENCODING,
+        tokenize.ENDMARKER,
+    }
+)
+_KEYWORDS = frozenset(keyword.kwlist)
+_MASK = (1 << 64) - 1
+_BASE = 0x100000001B3  # an odd 64-bit multiplier (FNV prime): spreads small token codes well
+_NAME_CODE = zlib.crc32(b"$N")
+_LITERAL_CODE = zlib.crc32(b"$L")
+
+
+@dataclass(slots=True)
+class TokenWindows:
+    """One file's tokens reduced to what clone detection needs (cheap to send between processes).
+
+    Attributes:
+        rel: the file's path relative to the project root.
+        windows: hash of each window of ``min_tokens`` tokens, by starting token.
+        start_lines: the line each token starts on.
+        end_lines: the line each token ends on (strings can span lines).
+        content: per token, its normalised text (kept only when ``keep_text``; used in tests).
+    """
+
+    rel: str
+    windows: array[int]
+    start_lines: array[int]
+    end_lines: array[int]
+    content: list[str] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> int:
+        """How many tokens the file has."""
+        return len(self.start_lines)
+
+
+def scan_tokens(
+    rel: str,
+    text: str,
+    min_tokens: int,
+    *,
+    names: bool = True,
+    literals: bool = True,
+    keep_text: bool = False,
+) -> TokenWindows:
+    """Tokenize ``text`` and hash every window of ``min_tokens`` normalised tokens.
+
+    Args:
+        rel: the path reports will show.
+        text: Python source (it should parse; see :func:`tokens`).
+        min_tokens: window length.
+        names: replace identifiers (not keywords) by one placeholder.
+        literals: replace strings and numbers by one placeholder.
+        keep_text: also keep each normalised token (for tests and debugging).
+
+    Raises:
+        tokenize.TokenError, SyntaxError: when ``text`` cannot be tokenized.
+    """
+    codes: list[int] = []
+    starts = array("I")
+    ends = array("I")
+    content: list[str] = []
+    crc = zlib.crc32
+    kw = _KEYWORDS
+    for kind, value, line, end in tokens(text):
+        if kind == NAME:
+            if names and value not in kw:
+                code, value = _NAME_CODE, "$N"
+            else:
+                code = crc(value.encode())
+        elif kind == LITERAL and literals:
+            code, value = _LITERAL_CODE, "$L"
+        else:
+            code = crc(value.encode())
+        codes.append(code)
+        starts.append(line)
+        ends.append(end)
+        if keep_text:
+            content.append(value)
+    return TokenWindows(rel, _window_hashes(codes, min_tokens), starts, ends, content)
+
+
+#: Token kinds as clone detection sees them: a name or keyword, a string or number, anything else.
+NAME, LITERAL, OTHER = 0, 1, 2
+
+
+def _uncaptured(pattern: str) -> str:
+    """``pattern`` with its groups made non-capturing, so the scanner's group numbers stay fixed."""
+    return re.sub(r"(?<!\\)\((?!\?)", "(?:", pattern)
+
+
+_PREFIX = r"(?:[bBrRuUfF]|[bB][rR]|[rR][bB]|[fF][rR]|[rR][fF])?"
+_TRIPLE = (
+    _PREFIX + r"(?:'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''" + r'|"""[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*""")'
+)
+_SINGLE = _PREFIX + r"""(?:'[^'\\\n]*(?:\\.[^'\\\n]*)*'|"[^"\\\n]*(?:\\.[^"\\\n]*)*")"""
+# One alternation over the whole text: skipped matter (comments, line continuations, newlines), then
+# strings (before names, because of prefixes such as b'' and rf""), numbers, names, operators.
+_SCANNER = re.compile(
+    r"[ \t\f]*(?:(#[^\n]*|\\\n|\n)|("
+    + _TRIPLE
+    + "|"
+    + _SINGLE
+    + ")|("
+    + _uncaptured(tokenize.Number)
+    + r")|(\w+)|("
+    + _uncaptured(tokenize.Special)
+    + "))",
+    re.S,
+)
+_GROUP_KIND = {2: LITERAL, 3: LITERAL, 4: NAME, 5: OTHER}
+
+
+def tokens(text: str) -> Iterator[tuple[int, str, int, int]]:
+    """``(kind, text, first line, last line)`` of each token of ``text``; comments and layout left out.
+
+    On Python 3.11 :mod:`tokenize` is written in Python and costs about 2 µs a token, so one regular
+    expression over the whole text does the same job about three times faster; the test suite checks
+    that it yields exactly what :mod:`tokenize` yields. When it meets anything it does not expect (which
+    source that parses never contains on 3.11), and on Python 3.12+ (whose :mod:`tokenize` is fast and
+    splits f-strings into parts), :mod:`tokenize` itself is used, with each f-string folded back into
+    one literal so both paths count the same tokens.
+    """
+    if sys.version_info < (3, 12):
+        out = _regex_tokens(text)
+        if out is not None:
+            yield from out
+            return
+    yield from _tokenize_tokens(text)
+
+
+def _regex_tokens(text: str) -> list[tuple[int, str, int, int]] | None:
+    out: list[tuple[int, str, int, int]] = []
+    append = out.append
+    count = text.count
+    line = 1
+    last = 0  # where the previous match ended: a gap means the scanner skipped something
+    seen = 0  # offset up to which newlines are counted into `line`
+    kinds = _GROUP_KIND
+    for m in _SCANNER.finditer(text):
+        if m.start() != last:
+            return None
+        last = m.end()
+        group = m.lastindex
+        if group is None or group == 1:
+            continue
+        start = m.start(group)
+        line += count("\n", seen, start)
+        seen = start
+        value = m.group(group)
+        append((kinds[group], value, line, line + value.count("\n") if group == 2 else line))
+    if text[last:].strip():
+        return None
+    return out
+
+
+def _tokenize_tokens(text: str) -> Iterator[tuple[int, str, int, int]]:
+    lines = iter(text.splitlines(keepends=True))
+    depth = 0
+    first = 0
+    fstring_start = getattr(tokenize, "FSTRING_START", -1)
+    fstring_end = getattr(tokenize, "FSTRING_END", -1)
+    for tok in tokenize.generate_tokens(lambda: next(lines, "")):
+        kind = tok.type
+        if kind == fstring_start:
+            if depth == 0:
+                first = tok.start[0]
+            depth += 1
+        elif kind == fstring_end:
+            depth -= 1
+            if depth == 0:
+                yield LITERAL, "f-string", first, tok.end[0]
+        elif depth or kind in _SKIP:
+            continue
+        elif kind == tokenize.NAME:
+            yield NAME, tok.string, tok.start[0], tok.end[0]
+        elif kind in (tokenize.STRING, tokenize.NUMBER):
+            yield LITERAL, tok.string, tok.start[0], tok.end[0]
+        else:
+            yield OTHER, tok.string, tok.start[0], tok.end[0]
+
+
+def _window_hashes(codes: Sequence[int], k: int) -> array[int]:
+    n = len(codes)
+    out = array("Q")
+    if n < k or k <= 0:
+        return out
+    mask, base = _MASK, _BASE
+    prefix = [0] * (n + 1)
+    h = 0
+    for i, c in enumerate(codes):
+        h = (h * base + c) & mask
+        prefix[i + 1] = h
+    top = pow(base, k, 1 << 64)
+    out.extend((prefix[i + k] - prefix[i] * top) & mask for i in range(n - k + 1))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Clone:
+    """One duplicated block: where the copy is, and the earlier place it copies.
+
+    Lines are physical and inclusive. ``tokens`` is the length of the run in tokens.
+    """
+
+    path: str
+    line: int
+    end_line: int
+    original_path: str
+    original_line: int
+    original_end_line: int
+    tokens: int
+
+    @property
+    def lines(self) -> int:
+        """Physical lines the copy spans."""
+        return self.end_line - self.line + 1
+
+
+@dataclass(slots=True)
+class DuplicationResult:
+    """Clones found and the lines they cover.
+
+    Attributes:
+        clones: every clone, in file order of the copy.
+        duplicated: per file, the set of duplicated line numbers.
+        physical_lines: per file, its number of physical lines (every measured file is a key).
+    """
+
+    clones: list[Clone]
+    duplicated: dict[str, set[int]]
+    physical_lines: dict[str, int]
+
+    @property
+    def duplicated_lines(self) -> int:
+        """Duplicated lines over all files."""
+        return sum(len(v) for v in self.duplicated.values())
+
+    @property
+    def total_lines(self) -> int:
+        """Physical lines over all files."""
+        return sum(self.physical_lines.values())
+
+    @property
+    def density(self) -> float:
+        """Duplicated lines / physical lines × 100 (0 when there are no lines)."""
+        total = self.total_lines
+        return 100.0 * self.duplicated_lines / total if total else 0.0
+
+
+def find_clones(
+    files: Sequence[TokenWindows], physical_lines: dict[str, int], min_tokens: int = 100, min_lines: int = 10
+) -> DuplicationResult:
+    """Find every clone across ``files`` (see the module docstring for the method).
+
+    Args:
+        files: each file's token windows, all computed with the same ``min_tokens``.
+        physical_lines: physical line count of each file (the density's denominator).
+        min_tokens: the window length the files were scanned with.
+        min_lines: a clone must span at least this many lines in both places.
+    """
+    counts: Counter[int] = Counter()
+    for f in files:
+        counts.update(f.windows)
+    repeated = {h for h, c in counts.items() if c > 1}
+    del counts
+    first: dict[int, tuple[int, int]] = {}
+    clones: list[Clone] = []
+    duplicated: dict[str, set[int]] = {rel: set() for rel in physical_lines}
+    k = min_tokens
+    for fi, f in enumerate(files):
+        w = f.windows
+        n = len(w)
+        covered = -1
+        for i in [i for i, h in enumerate(w) if h in repeated]:
+            h = w[i]
+            if i <= covered:
+                first.setdefault(h, (fi, i))
+                continue
+            earlier = first.get(h)
+            if earlier is None:
+                first[h] = (fi, i)
+                continue
+            gi, j = earlier
+            g = files[gi].windows
+            if gi == fi and j + k > i:
+                continue  # a block overlapping itself is repetition, not a copy
+            length = 1
+            limit = min(n - i, len(g) - j) if gi != fi else min(n - i, i - j - k + 1)
+            while length < limit and w[i + length] == g[j + length]:
+                length += 1
+            covered = i + length - 1
+            last = length - 1 + k - 1  # offset of the last token of the run
+            clone = _clone(f, i, i + last, files[gi], j, j + last, length - 1 + k)
+            if clone.lines >= min_lines and clone.original_end_line - clone.original_line + 1 >= min_lines:
+                clones.append(clone)
+                duplicated.setdefault(f.rel, set()).update(range(clone.line, clone.end_line + 1))
+                duplicated.setdefault(clone.original_path, set()).update(
+                    range(clone.original_line, clone.original_end_line + 1)
+                )
+    return DuplicationResult(clones, duplicated, dict(physical_lines))
+
+
+def _clone(f: TokenWindows, a: int, b: int, g: TokenWindows, c: int, d: int, tokens: int) -> Clone:
+    return Clone(f.rel, f.start_lines[a], f.end_lines[b], g.rel, g.start_lines[c], g.end_lines[d], tokens)
+
+
+def new_code_density(result: DuplicationResult, new_lines: dict[str, set[int]]) -> tuple[float, int, int]:
+    """Duplication among changed lines: (density %, duplicated new lines, new lines).
+
+    Only files that are part of ``result`` count, so excluded (generated, data) files stay out.
+    """
+    dup = total = 0
+    for rel, lines in new_lines.items():
+        if rel not in result.physical_lines:
+            continue
+        total += len(lines)
+        dup += len(lines & result.duplicated.get(rel, set()))
+    return (100.0 * dup / total if total else 0.0), dup, total
+
+
+def iter_clone_lines(clones: Iterable[Clone]) -> Iterable[tuple[str, int, int]]:
+    """Each copy and each original as ``(path, first line, last line)``."""
+    for c in clones:
+        yield c.path, c.line, c.end_line
+        yield c.original_path, c.original_line, c.original_end_line
+
+
+class DuplicationMeasure:
+    """The ``duplication`` measure: density, duplicated lines and blocks, overall and on new code.
+
+    Files matching the profile's ``duplication.exclude`` globs (generated code, data tables) are left
+    out of both the duplicated and the physical line counts. On new code the density is the share of
+    changed lines that lie in a clone; it is not judged when fewer than ``min_new_lines`` lines changed.
+    """
+
+    name = "duplication"
+    metrics = ("duplication", "duplicated_lines", "duplicated_blocks")
+
+    def compute(self, context: Context) -> Measurement:
+        """Find clones across every measured file that is not excluded from duplication."""
+        from buttress.quality.gate import Measurement
+        from buttress.quality.model import Finding
+
+        settings = context.profile.duplication
+        scanned = [a for a in context.measured() if a.windows is not None]
+        windows = [a.windows for a in scanned if a.windows is not None]
+        physical = {a.rel: a.physical_lines for a in scanned}
+        result = find_clones(windows, physical, settings.min_tokens, settings.min_lines)
+        out = Measurement(self.name)
+        out.overall = {
+            "duplication": round(result.density, 4),
+            "duplicated_lines": float(result.duplicated_lines),
+            "duplicated_blocks": float(len(result.clones)),
+        }
+        items: list[tuple[float, Finding]] = []
+        pairs = []
+        for clone in result.clones:
+            lines = context.lines(clone.path)
+            snippet = "\n".join(lines[clone.line - 1 : clone.end_line])
+            original = "\n".join(
+                context.lines(clone.original_path)[clone.original_line - 1 : clone.original_end_line]
+            )
+            new = context.touches_new(clone.path, clone.line, clone.end_line) or context.touches_new(
+                clone.original_path, clone.original_line, clone.original_end_line
+            )
+            finding = Finding(
+                "duplication.block",
+                clone.path,
+                clone.line,
+                clone.end_line,
+                f"lines {clone.line}-{clone.end_line} duplicate {clone.original_path}:"
+                f"{clone.original_line}-{clone.original_end_line} ({clone.tokens} tokens)",
+                "error",
+                " ".join(snippet.split()),
+                new,
+                {
+                    "tokens": clone.tokens,
+                    "lines": clone.lines,
+                    "original": clone.original_path,
+                    "original_line": clone.original_line,
+                    "original_end_line": clone.original_end_line,
+                },
+            )
+            items.append((float(clone.lines), finding))
+            pairs.append(
+                {
+                    "path": clone.path,
+                    "line": clone.line,
+                    "end_line": clone.end_line,
+                    "original_path": clone.original_path,
+                    "original_line": clone.original_line,
+                    "original_end_line": clone.original_end_line,
+                    "tokens": clone.tokens,
+                    "text": snippet,
+                    "original_text": original,
+                    "new": new,
+                }
+            )
+        out.items = {"duplication": items, "duplicated_lines": items, "duplicated_blocks": items}
+        out.details["clones"] = pairs
+        out.details["per_file"] = {
+            rel: {"lines": physical[rel], "duplicated": len(result.duplicated.get(rel, ()))}
+            for rel in physical
+        }
+        excluded = len(context.measured()) - len(scanned)
+        if excluded:
+            out.notes.append(f"{excluded} file(s) left out of duplication by duplication.exclude")
+        if context.new_lines is not None:
+            density, dup, total = new_code_density(result, context.new_lines)
+            out.new = {
+                "duplication": round(density, 4),
+                "duplicated_lines": float(dup),
+                "duplicated_blocks": float(sum(1 for _, f in items if f.new)),
+            }
+            minimum = context.profile.coverage.min_new_lines
+            if context.new_line_count() < minimum:
+                reason = (
+                    f"only {context.new_line_count()} new lines (< {minimum}); like SonarQube, duplication "
+                    "on new code is not judged for small changes"
+                )
+                out.skipped_new["duplication"] = reason
+                out.skipped_new["duplicated_lines"] = reason
+            del total
+        return out

@@ -1,0 +1,155 @@
+"""The ``[quality]`` configuration section: which profile to use, where history goes, and profiles.
+
+::
+
+    [quality]
+    profile = "project"                       # what `buttress quality check` uses by default
+    history = ".buttress/quality.db"
+
+    [quality.profiles.project]
+    extends = "default"                       # every profile extends one; "default" if unsaid
+    exclude = ["src/*/demo/static/**"]
+    [quality.profiles.project.overall]
+    cognitive = "< 15"                        # metric = "op threshold"
+    coverage = { must = ">= 85", severity = "warning" }
+    [quality.profiles.project.new_code]
+    coverage = ">= 90"
+    [quality.profiles.project.duplication]
+    exclude = ["**/migrations/**"]
+
+A key a profile leaves out is inherited from its parent; ``metric = "off"`` removes an inherited
+condition. Unknown keys, unknown metrics and unknown parents are configuration errors naming them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from buttress.config import (
+    Boolean,
+    Choice,
+    Custom,
+    Duration,
+    Field,
+    Integer,
+    ListOf,
+    MapOf,
+    String,
+    Table,
+)
+
+__all__ = ["MEASURES", "PROFILE", "SCHEMA", "parse_requirement"]
+
+#: Measures a profile can switch on (``measures = [...]``).
+MEASURES = ("complexity", "duplication", "coverage", "security")
+
+_REQUIREMENT = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*%?\s*$")
+
+
+def parse_requirement(value: Any) -> tuple[str, float] | None:
+    """``">= 90"`` → ``(">=", 90.0)``; ``"off"`` → ``None`` (drop an inherited condition).
+
+    Raises:
+        ValueError: naming the accepted forms.
+    """
+    if value == "off":
+        return None
+    if isinstance(value, str):
+        m = _REQUIREMENT.match(value)
+        if m is not None:
+            return m.group(1), float(m.group(2))
+    raise ValueError('expected "op threshold" such as ">= 90" or "< 15" (op: < <= > >= == !=), or "off"')
+
+
+def _condition_table() -> Table:
+    return Table(
+        shorthand="must",
+        fields={
+            "must": Custom(check=parse_requirement, required=True, doc='"op threshold" or "off"'),
+            "severity": Choice(choices=("error", "warning"), default="error"),
+        },
+    )
+
+
+def _conditions() -> Table:
+    # Built from the metric registry at import, so a plugged-in measure's metrics are accepted once
+    # registered, and a misspelt metric is reported with a suggestion.
+    from buttress.quality.gate import METRICS
+
+    return Table(fields={name: _condition_table() for name in METRICS})
+
+
+def _globs(doc: str) -> ListOf:
+    return ListOf(item=String(), doc=doc)
+
+
+#: One profile. Absent keys are ``None`` here and inherited when the profile is resolved.
+PROFILE = Table(
+    fields={
+        "extends": String(doc='parent profile (default: "default")'),
+        "description": String(allow_empty=True),
+        "include": _globs("files to measure, relative to the project root"),
+        "exclude": _globs("files to leave out of every measure"),
+        "measures": ListOf(item=Choice(choices=MEASURES), doc="measures to run"),
+        "workers": Integer(minimum=0, maximum=64, doc="processes for parsing (0: by size)"),
+        "overall": _conditions(),
+        "new_code": _conditions(),
+        "duplication": Table(
+            fields={
+                "min_tokens": Integer(minimum=10, maximum=10_000),
+                "min_lines": Integer(minimum=1, maximum=10_000),
+                "normalize": ListOf(item=Choice(choices=("names", "literals"))),
+                "exclude": _globs("generated or data files left out of duplication"),
+            }
+        ),
+        "coverage": Table(
+            fields={
+                "data_file": String(doc="coverage.py data file, relative to the project root"),
+                "command": ListOf(item=String(), min_items=1, doc="test command run under coverage"),
+                "min_new_lines": Integer(minimum=0, doc="new-code coverage and duplication need this many"),
+                "timeout": Duration(positive=True, doc="limit for the test command"),
+            }
+        ),
+        "security": Table(
+            fields={
+                "bandit": Boolean(),
+                "confidence": Choice(
+                    choices=("low", "medium", "high"), doc="least bandit confidence counted"
+                ),
+                "skip": ListOf(item=String(pattern=r"B\d{3}"), doc="bandit tests to skip"),
+                "audit": Boolean(doc="audit dependencies with pip-audit"),
+                "requirements": ListOf(item=String(), doc="requirement files (empty: this environment)"),
+                "service": Choice(choices=("pypi", "osv")),
+                "index_url": String(pattern=r"\S+"),
+                "ignore": ListOf(item=String(), doc="vulnerability ids to accept"),
+                "timeout": Duration(positive=True),
+            }
+        ),
+    }
+)
+
+
+def _check_profiles(section: dict[str, Any], path: str, problems: Any) -> None:
+    from buttress.quality.profiles import BUILTIN_RAW, chain_problems
+
+    profiles = section.get("profiles") or {}
+    known = set(BUILTIN_RAW) | set(profiles)
+    for name, raw in profiles.items():
+        for where, message in chain_problems(name, profiles):
+            problems.add(f"{path}.profiles.{name}{where}", message)
+        del raw
+    chosen = section.get("profile")
+    if chosen is not None and chosen not in known:
+        problems.add(f"{path}.profile", f"unknown profile; known: {', '.join(sorted(known))}", chosen)
+
+
+#: ``[quality]``.
+SCHEMA: Field = Table(
+    fields={
+        "profile": String(default="default", doc="profile used when --profile is not given"),
+        "history": String(default=".buttress/quality.db", doc="SQLite file for runs and test timings"),
+        "profiles": MapOf(value=PROFILE, default=dict),
+    },
+    check=_check_profiles,
+)
