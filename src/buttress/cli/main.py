@@ -27,6 +27,7 @@ __all__ = ["GROUPS", "cli", "main"]
 GROUPS: dict[str, tuple[str, str]] = {
     "version": ("buttress.cli.version", "Print the buttress version."),
     "config": ("buttress.cli.config", "Check and summarise buttress.toml."),
+    "slo": ("buttress.cli.slo", "SLOs: Prometheus rules, SLA reports, budget checks, spec imports."),
 }
 
 
