@@ -1,13 +1,11 @@
 """The ``get`` hot paths, built once per namespace as closures over local variables.
 
 A memory hit is the part of a service's request path that runs most often, so it is written for
-CPython's interpreter: the store's dict and read-buffer ``append`` are bound into the closure (no
-attribute lookups on ``self``), the common case is a ``try`` around one dict subscript, and everything
-that is rare — expiry, tiers, envelopes, latency samples — is behind one branch. The in-process store
-(:class:`~buttress.cache.backends.memory.MemoryStore`) is read through its ``_data`` dict and
-``_record`` buffer directly: same package, same semantics as ``MemoryStore.get`` (a test checks that),
-one Python call fewer per hit. Reads made this way are counted in the namespace's metrics, not in the
-store's own ``stats``.
+CPython's interpreter: the store's bound ``get`` and the counters are closure variables (no attribute
+lookups on ``self``), the common case is one call and one identity test, and everything that is rare —
+key checks, tiers, envelopes, latency samples — is behind the ``MISS`` branch. Key validation happens
+only on that branch: an unhashable key makes the store raise ``TypeError``, which is turned into the
+clear :class:`~buttress.cache.keys.CacheKeyError` there.
 
 Variants, chosen when the namespace is built or switches to envelopes:
 
@@ -57,8 +55,9 @@ def sync_get(core: CacheCore) -> Get:
 
     def slow(key: Any, default: Any = None) -> Any:
         # Not in L1 (or expired there): the store's own get expires it; then the remote tier, timed.
-        v = store_get(core.check_key(key)) if store_get is not None else MISS
-        if v is MISS and remote_get is not None:
+        core.check_key(key)
+        v = MISS
+        if remote_get is not None:
             t0 = now()
             v = remote_get(key if type(key) is str else core.check_key(key))
             record(now() - t0)
@@ -75,39 +74,32 @@ def sync_get(core: CacheCore) -> Get:
         store_get = None
         return slow
     store_get = store.get
-    data = store._data
-    buffer = store._record
     n = 0
 
     def get(key: Any, default: Any = None) -> Any:
         nonlocal n
         try:
-            entry = data[key]
-        except (KeyError, TypeError):
+            v = store_get(key)
+        except TypeError:  # unhashable: slow() raises the clear error
             return slow(key, default)
-        x = entry.expires_at
-        if x is not None and x <= now():
+        if v is MISS:
             return slow(key, default)
-        buffer(entry)
         hits.value += 1
         n += 1
         if n & SAMPLE_MASK:
-            return entry.value
+            return v
         t0 = now()
-        data.get(key)
+        store_get(key)
         record(now() - t0)
-        return entry.value
+        return v
 
     def get_enveloped(key: Any, default: Any = None) -> Any:
         try:
-            entry = data[key]
-        except (KeyError, TypeError):
+            v = store_get(key)
+        except TypeError:
             return slow(key, default)
-        x = entry.expires_at
-        if x is not None and x <= now():
+        if v is MISS:
             return slow(key, default)
-        buffer(entry)
-        v = entry.value
         if type(v) is Envelope:
             return unwrap(v, default)
         hits.value += 1
@@ -157,13 +149,12 @@ def async_get(core: CacheCore) -> AGet:
         return get_remote
 
     store_get = store.get
-    data = store._data
-    buffer = store._record
     n = 0
 
     async def slow(key: Any, default: Any) -> Any:
-        v = store_get(core.check_key(key))
-        if v is MISS and remote_aget is not None:
+        core.check_key(key)
+        v = MISS
+        if remote_aget is not None:
             t0 = now()
             v = await remote_aget(key)
             record(now() - t0)
@@ -178,14 +169,11 @@ def async_get(core: CacheCore) -> AGet:
     async def get(key: Any, default: Any = None) -> Any:
         nonlocal n
         try:
-            entry = data[key]
-        except (KeyError, TypeError):
+            v = store_get(key)
+        except TypeError:
             return await slow(key, default)
-        x = entry.expires_at
-        if x is not None and x <= now():
+        if v is MISS:
             return await slow(key, default)
-        buffer(entry)
-        v = entry.value
         if type(v) is Envelope:
             return await unwrap(v, default)
         hits.value += 1
