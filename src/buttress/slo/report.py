@@ -499,7 +499,13 @@ def _ms(seconds: float) -> str:
 
 
 def _human(seconds: float) -> str:
-    return format_duration(float(int(seconds // 60) * 60)) if seconds >= 60 else f"{int(seconds)}s"
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return f"{int(seconds)}s"
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins else ""]
+    return " ".join(p for p in parts if p)
 
 
 def _sli_text(s: SLOResult) -> str:
