@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import pickle
 import struct
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,14 +41,39 @@ def assert_within(sketch: Sketch, data: np.ndarray, qs: Sequence[float] = QUANTI
         assert lo * (1 - a - EPS) <= est <= hi * (1 + a + EPS), (q, est, lo, hi)
 
 
-def deep_size(sketch: Sketch) -> int:
-    """Bytes owned by one series: the object, its count array and its own floats.
+def _load_deep_sizeof() -> Callable[[object], int]:
+    """The benchmark's own deep size (benchmarks/_common.py, standard library only), so the tests and
+    the published figure measure the same thing: every object reachable from the sketch, once each
+    (its count array, its carry, its floats, the per-accuracy constants), classes and functions aside."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "_common.py"
+    spec = importlib.util.spec_from_file_location("_buttress_bench_common", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    deep_sizeof: Callable[[object], int] = module.deep_sizeof
+    return deep_sizeof
 
-    The accuracy constants (``_p``, ``_mult``, ``_bias``) are one shared object per accuracy, not
-    per series, so they are left out; the benchmark's deep size counts them anyway.
+
+deep_size = _load_deep_sizeof()
+
+
+def with_counts(counts: dict[float, int], **settings: float) -> Sketch:
+    """A sketch holding ``counts[v]`` samples of each value ``v``, built without that many add() calls.
+
+    One value per bucket is added, then its bucket count is set through the public dictionary form,
+    which is how large (merged, long-lived) counts arrive in practice.
     """
-    own = [sketch, sketch._counts, sketch._sum, sketch._min, sketch._max, sketch._base, sketch._top]
-    return sum(sys.getsizeof(o) for o in own)
+    values = sorted(counts)
+    base = sketch_of(values, **settings).to_dict()
+    scaled = [0] * len(base["counts"])
+    probe = Sketch(**settings)  # type: ignore[arg-type]
+    for v in values:
+        key = probe._key(v)
+        scaled[key - base["offset"]] += counts[v]
+    total = sum(v * n for v, n in counts.items())
+    return Sketch.from_dict({**base, "counts": scaled, "sum": total})
 
 
 # -- accuracy --------------------------------------------------------------------------------------
@@ -204,22 +231,58 @@ def test_bad_settings_raise(kwargs: dict[str, float], match: str) -> None:
 # -- growth, overflow and collapsing -------------------------------------------------------------------
 
 
-def test_counts_widen_past_two_bytes() -> None:
-    sketch = Sketch()
-    for _ in range(70_000):
+def test_a_bucket_past_65535_counts_exactly_and_counts_stay_two_bytes() -> None:
+    sketch = sketch_of([0.002, 5.0])
+    n = 2 * 65_536 + 3  # passes the two-byte limit twice, so the carry is incremented, not just created
+    for _ in range(n):
         sketch.add(0.1)
-    assert sketch.count == 70_000
-    assert sketch.quantile(0.5) == 0.1
-    again = Sketch.from_bytes(sketch.to_bytes())
-    assert again.count == 70_000
+    assert sketch.count == n + 2
+    assert sketch.quantile(0.5) == pytest.approx(0.1, rel=0.01)
+    assert sketch.to_dict()["counts"][sketch._key(0.1) - sketch.to_dict()["offset"]] == n
+    assert sketch.cumulative_counts([0.099, 0.11, math.inf]) == [1, n + 1, n + 2]
+    assert [c for _, c in sketch.buckets()] == [1, n + 1, n + 2]
+    # The whole array did not widen for one hot bucket: that is the memory this design saves.
+    assert sketch._counts.itemsize == 2
 
 
-def test_counts_widen_past_four_bytes() -> None:
-    big = 2**32 + 5
-    sketch = Sketch.from_dict({**sketch_of([0.1]).to_dict(), "counts": [big]})
+@pytest.mark.parametrize("n", [65_535, 65_536, 65_537, 131_072])
+def test_counts_at_the_carry_boundary(n: int) -> None:
+    # 65 536 and 131 072 leave the two-byte part at zero: the bucket is non-empty through its carry
+    # alone, which every reader (span, quantile, buckets, serialisation) must see.
+    sketch = with_counts({0.1: n - 1})
     sketch.add(0.1)
-    assert sketch.count == big + 1
-    assert Sketch.from_bytes(sketch.to_bytes()).count == big + 1
+    assert sketch.count == n
+    assert sketch.to_dict()["counts"] == [n]
+    assert list(sketch.buckets())[-1][1] == n
+    assert sketch.quantiles((0.0, 1.0)) == [0.1, 0.1]
+    assert Sketch.from_bytes(sketch.to_bytes()) == sketch
+    sketch.add(30.0)  # a new maximum reallocates the array; the carried bucket must move with it
+    assert sketch.count == n + 1
+    assert sketch.quantile(0.5) == pytest.approx(0.1, rel=0.01)
+
+
+def test_a_bucket_past_two_to_the_32_counts_exactly() -> None:
+    big = 2**32 - 1
+    sketch = with_counts({0.1: big, 0.2: 7})
+    for _ in range(6):
+        sketch.add(0.1)
+    assert sketch.count == big + 6 + 7
+    assert sketch.to_dict()["counts"][0] == big + 6
+    assert sketch.quantile(0.999_999) == pytest.approx(0.1, rel=0.01)
+    again = Sketch.from_bytes(sketch.to_bytes())
+    assert again == sketch
+    assert again.to_dict()["counts"][0] == 2**32 + 5
+
+
+def test_a_bucket_stops_at_the_64_bit_limit_without_changing() -> None:
+    sketch = with_counts({0.1: 2**64 - 1})
+    before = sketch.to_dict()
+    with pytest.raises(OverflowError, match="cannot hold"):
+        sketch.add(0.1)
+    assert sketch.to_dict() == before
+    with pytest.raises(OverflowError, match="cannot hold"):
+        sketch.merge(sketch_of([0.1]))
+    assert sketch.to_dict() == before
 
 
 def test_collapsing_keeps_high_quantiles_and_bounds_buckets() -> None:
@@ -230,6 +293,21 @@ def test_collapsing_keeps_high_quantiles_and_bounds_buckets() -> None:
     assert_within(sketch, data, (0.9, 0.99, 0.999, 1.0))
     # The folded low end answers with the lowest kept bucket: an overestimate, never below min.
     assert sketch.quantile(0.0) >= data[0]
+
+
+def test_collapsing_folds_carried_buckets_exactly() -> None:
+    # Carried buckets at the low end fold into the lowest kept bucket, which carries the sum.
+    values = np.geomspace(1.0, 1000.0, 60).tolist()
+    counts = {v: (3 * 65_536 + 11 if i < 10 else 1) for i, v in enumerate(values)}
+    sketch = with_counts(counts, max_buckets=400)
+    total = sketch.count
+    sketch.add(1e6)  # stretches the span past 400 buckets: the lowest fold together
+    assert sketch.count == total + 1
+    folded = sketch.to_dict()
+    assert len(folded["counts"]) <= 400
+    assert sum(folded["counts"]) == total + 1
+    assert folded["counts"][0] >= 10 * (3 * 65_536 + 11)
+    assert Sketch.from_bytes(sketch.to_bytes()) == sketch
 
 
 def test_collapsed_sketch_keeps_counting_low_values() -> None:
@@ -279,6 +357,43 @@ def test_merging_collapsed_shards_equals_the_union_in_any_order() -> None:
         assert_same_buckets(merged, union)
 
 
+def test_merging_carried_sketches_is_exact() -> None:
+    # 40 000 + 40 000 crosses the two-byte limit only in the sum; 70 000 + 70 000 carries on both sides.
+    a = with_counts({0.01: 40_000, 0.1: 70_000, 1.0: 2**33 + 1})
+    b = with_counts({0.01: 40_000, 0.1: 70_000, 3.0: 65_536})
+    expected = with_counts({0.01: 80_000, 0.1: 140_000, 1.0: 2**33 + 1, 3.0: 65_536})
+    a.merge(b)
+    assert_same_buckets(a, expected)
+    assert a == expected
+    assert a.count == 80_000 + 140_000 + 2**33 + 1 + 65_536
+    a.merge(a)
+    assert a.count == 2 * (80_000 + 140_000 + 2**33 + 1 + 65_536)
+    assert a.to_dict()["counts"][0] == 160_000
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    shards=st.lists(
+        st.dictionaries(
+            st.sampled_from([1e-5, 0.001, 0.01, 0.0101, 0.05, 0.2, 1.0, 60.0, 3600.0]),
+            st.integers(min_value=1, max_value=2**40),
+            min_size=1,
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_merging_large_counts_equals_their_sum(shards: list[dict[float, int]]) -> None:
+    merged = Sketch()
+    totals: dict[float, int] = {}
+    for shard in shards:
+        merged.merge(with_counts(shard))
+        for v, n in shard.items():
+            totals[v] = totals.get(v, 0) + n
+    assert_same_buckets(merged, with_counts(totals))
+    assert merged.count == sum(totals.values())
+
+
 def test_merge_requires_the_same_settings() -> None:
     a = sketch_of([1.0])
     before = a.to_dict()
@@ -301,6 +416,21 @@ def test_merge_with_itself_doubles_and_empty_is_neutral() -> None:
     b = Sketch()
     b += a
     assert b == a
+
+
+def test_copy_of_a_carried_sketch_is_independent() -> None:
+    a = with_counts({0.1: 65_535, 0.2: 200_000})
+    b = a.copy()
+    b.add(0.1)  # carries in the copy only
+    b.add(0.2)
+    assert a.to_dict()["counts"][0] == 65_535
+    assert b.to_dict()["counts"][0] == 65_536
+    assert a.count == 265_535
+    assert b.count == 265_537
+    b.clear()
+    assert b.count == 0
+    assert b.to_dict()["counts"] == []
+    assert a.count == 265_535
 
 
 def test_copy_is_independent_and_clear_empties() -> None:
@@ -370,6 +500,48 @@ def test_roundtrips(values: list[float]) -> None:
     again = Sketch.from_bytes(sketch.to_bytes())
     assert again.quantiles(QUANTILES) == sketch.quantiles(QUANTILES) or not values
     assert again.to_bytes() == sketch.to_bytes()
+
+
+def test_roundtrips_with_carries() -> None:
+    sketch = with_counts({0.0005: 3, 0.01: 65_536, 0.1: 70_001, 2.0: 2**40 + 9})
+    sketch.add(0.0)
+    for encoded in (
+        Sketch.from_bytes(sketch.to_bytes()),
+        Sketch.from_dict(json.loads(json.dumps(sketch.to_dict()))),
+        pickle.loads(pickle.dumps(sketch)),
+        sketch.copy(),
+    ):
+        assert encoded == sketch
+        assert encoded.count == sketch.count == 3 + 65_536 + 70_001 + 2**40 + 9 + 1
+        assert encoded.to_bytes() == sketch.to_bytes()
+        assert encoded.quantiles(QUANTILES) == sketch.quantiles(QUANTILES)
+        assert list(encoded.buckets()) == list(sketch.buckets())
+    # The same counts reached by add() and by loading compare equal: equality is on true counts,
+    # not on how they are split between the two-byte array and the carry.
+    counted = with_counts({0.1: 65_535})
+    counted.add(0.1)
+    assert counted == with_counts({0.1: 65_536})
+
+
+# Written by the first release of the sketch code (version 1, before carries existed), whose counts
+# widened the whole array: 70 000, 3 and 2**40 + 7 samples in three adjacent buckets, stored in
+# eight-byte counts. The format is unchanged, so such stored sketches (the SLO store keeps them in
+# SQLite) load into the carry layout with the same contents.
+OLD_WIDE = bytes.fromhex(
+    "4254534b010800007b14ae47e17a843f95d626e80b2e113e0d0400006affffffffffffff0300000000000000"
+    "000000002fdd24068195c33f9a9999999999a93f39b4c876be9faa3f701101000000000003000000000000"
+    "0007000000000100000805e5bf"
+)
+
+
+def test_reads_sketches_written_before_carries() -> None:
+    sketch = Sketch.from_bytes(OLD_WIDE)
+    assert sketch.to_dict()["counts"] == [70_000, 3, 2**40 + 7]
+    assert sketch.count == 70_000 + 3 + 2**40 + 7
+    assert (sketch.min, sketch.max) == (0.05, 0.052)
+    assert sketch.to_bytes() == OLD_WIDE
+    sketch.add(0.05)
+    assert sketch.to_dict()["counts"][0] == 70_001
 
 
 def test_roundtrip_keeps_settings() -> None:
@@ -490,15 +662,63 @@ def test_dict_missing_field_and_non_mapping() -> None:
 # -- memory ------------------------------------------------------------------------------------------
 
 
+# Memory is measured with the benchmark's deep size, which counts everything reachable from the
+# series: the object, its two-byte counts, its carry, its floats and the per-accuracy constants it
+# shares with other series (about 400 bytes; an honest upper bound per series).
+
+
+def full_range_with_ten_million() -> Sketch:
+    """A series spanning 10 µs to 1 h (every bucket used) holding 10 M log-normal latencies.
+
+    100 000 samples recorded once, merged 100 times: the counts of 10 M samples (about 60 buckets
+    pass 65 535 and carry) without 10 M add() calls.
+    """
+    data = np.clip(np.random.default_rng(4).lognormal(math.log(0.05), 1.0, 100_000), 1e-5, 3600)
+    shard = sketch_of(data.tolist())
+    sketch = sketch_of(np.geomspace(1e-5, 3600.0, 5_000).tolist())
+    for _ in range(100):
+        sketch.merge(shard)
+    return sketch
+
+
 def test_full_latency_range_fits_in_four_kib() -> None:
     # One value in every bucket from 10 µs to 1 h: the widest span a latency series should have.
     sketch = sketch_of(np.geomspace(1e-5, 3600.0, 5_000).tolist())
     assert deep_size(sketch) <= 4096
 
 
-def test_typical_series_takes_about_one_and_a_half_kib() -> None:
+def test_full_range_with_ten_million_samples_fits_in_four_kib() -> None:
+    sketch = full_range_with_ten_million()
+    assert sketch.count == 10_005_000
+    span = sketch.to_dict()
+    assert len(span["counts"]) >= 985  # 10 µs .. 1 h at 1 %
+    assert sum(c > 65_535 for c in span["counts"]) >= 50  # many hot buckets carry, not just one
+    assert deep_size(sketch) <= 4096
+    # Recording on top of it (carrying further, through add's slow path) keeps the bound.
+    for _ in range(70_000):
+        sketch.add(0.05)
+    assert deep_size(sketch) <= 4096
+
+
+def test_full_range_with_the_most_carries_ten_million_samples_can_make() -> None:
+    # The worst case for the carry: 10 M samples arranged so that as many buckets as possible
+    # (10 M // 65 536 = 152) pass 65 535, spread over the whole range, every other bucket used once.
+    edges = np.geomspace(1e-5, 3600.0, 5_000).tolist()
+    counts = dict.fromkeys(edges, 1)
+    hot = edges[:: len(edges) // 152][:152]
+    for v in hot:
+        counts[v] = 65_536
+    counts[edges[-1]] += 10_000_000 - sum(counts.values())
+    sketch = with_counts(counts)
+    assert sketch.count == 10_000_000
+    assert sum(c > 65_535 for c in sketch.to_dict()["counts"]) == 152
+    assert deep_size(sketch) <= 4096
+
+
+def test_typical_series_takes_under_two_kib() -> None:
+    # About 1.5 KiB of its own plus the ~400 bytes of shared constants the deep size also counts.
     data = np.clip(np.random.default_rng(2).lognormal(math.log(0.05), 1.0, 200_000), 1e-5, 3600)
-    assert deep_size(sketch_of(data.tolist())) <= 1536
+    assert deep_size(sketch_of(data.tolist())) <= 2048
 
 
 def test_max_buckets_bounds_memory_whatever_the_values() -> None:

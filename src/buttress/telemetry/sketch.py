@@ -12,25 +12,34 @@ Two sketches with the same accuracy merge exactly: the buckets are fixed by the 
 adds counts bucket by bucket and the result equals the sketch of all the samples together. That is how
 per-process or per-shard latencies roll up into one distribution.
 
-Memory: counts live in one dense ``array`` covering the buckets seen so far, two bytes per bucket while
-no bucket holds 65 536 samples or more, then four, then eight (the array widens on overflow). At 1 % a
-latency series spanning the whole 10 µs to 1 h range needs 985 buckets: about 2.3 KiB in all with
-two-byte counts, about 4.2 KiB once some bucket passes 65 535 samples. A real endpoint spans two to five
-decades: a million log-normal latencies (median 50 ms, sigma 1) take about 1.5 KiB. ``max_buckets``
-bounds the span: when a new value would stretch it further, the lowest buckets fold into the lowest kept
-one, as in DDSketch's collapsing-lowest store. Only the low quantiles lose accuracy, which is the right
-trade for latencies.
+Memory: counts live in one dense ``array`` of two-byte counts covering the buckets seen so far. A bucket
+that reaches 65 536 samples does not widen the whole array (that doubled the memory of every bucket for
+the sake of a few hot ones); it restarts at zero and carries one unit into a sparse carry, so the true
+count of bucket ``i`` is ``counts[i] + 65536 * carry[i]``. The carry is a compact array of
+``(index, multiple)`` pairs, absent until some bucket overflows: a few dozen buckets carry in a series
+of 10 M latencies, and even the worst case, ``n // 65536`` carried buckets for ``n`` samples, costs
+four bytes each (eight once one bucket passes 2**32 samples). At 1 % a latency series spanning the
+whole 10 µs to 1 h range needs 985 buckets: about 2.7 KiB in all (the shared per-accuracy constants
+included), about 3 KiB with 10 M samples in it. A real endpoint spans two to five decades: a million
+log-normal latencies (median 50 ms, sigma 1) take about 1.9 KiB. ``max_buckets`` bounds the span: when
+a new value would stretch it further, the lowest buckets fold into the lowest kept one, as in DDSketch's
+collapsing-lowest store. Only the low quantiles lose accuracy, which is the right trade for latencies.
 
-Recording is one method call of about 250 ns on CPython 3.11 (see ``benchmarks/telemetry.py``). It takes
-no lock: like the registry's counters, two threads adding to the same sketch at once may, rarely, lose
-one sample. Give each thread its own sketch and merge them if exact counts matter.
+Recording is one method call of about 250 ns on CPython 3.11 (see ``benchmarks/telemetry.py``). Its fast
+path takes no lock: like the registry's counters, two threads adding to the same sketch at once may,
+rarely, lose or misplace one sample. Give each thread its own sketch and merge them if exact counts
+matter. The rare structural changes (a new extreme reallocating the array, a bucket carrying, a merge)
+and every reader of the counts share one module-wide lock, so a scrape running beside the recording
+threads never sees a bucket half carried (65 536 off) or an array with the wrong offset.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import struct
 import sys
+import threading
 import zlib
 from array import array
 from bisect import bisect_right
@@ -48,10 +57,30 @@ _DEFAULT_MIN_VALUE: Final = 1e-9
 # Spare buckets allocated past a new extreme, so a slowly widening distribution does not reallocate the
 # array on every new minimum or maximum. Small, because memory per series is a budget.
 _SLACK: Final = 16
-# Counts widen through these typecodes on overflow; each has the itemsize in the comment on every
-# platform CPython supports ('L' would be 4 or 8 bytes depending on the OS, so it is not used).
+# Array typecodes for the serialised counts and the carry, narrowest first; each has the itemsize in
+# the comment on every platform CPython supports ('L' would be 4 or 8 bytes depending on the OS, so it
+# is not used). The last limit is also the most one bucket may hold.
 _TYPECODES: Final = ("H", "I", "Q")  # 2, 4, 8 bytes
 _LIMITS: Final = tuple(1 << (8 * array(tc).itemsize) for tc in _TYPECODES)
+# The dense counts are two-byte ("H"): a count holds the true count modulo 2**16, the carry the rest.
+_CARRY_SHIFT: Final = 16
+_LOW_MASK: Final = (1 << _CARRY_SHIFT) - 1
+
+# One lock for every sketch, not one per series: it costs no memory per series, and what it guards is
+# rare (reallocations and carries while recording; reads at scrape or evaluation time), so sketches do
+# not contend for it. Never taken by add()'s fast path. Code that holds it calls only the helpers that
+# assume it is held (_fit, _full, _span, _store, ...), never a public method, since it is not reentrant.
+_LOCK = threading.Lock()
+
+
+def _new_lock_after_fork() -> None:
+    # A thread of the parent holding the lock at fork() would leave it held forever in the child.
+    global _LOCK
+    _LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only; elsewhere there is no fork
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 _MAGIC: Final = b"BTSK"
 _VERSION: Final = 1
@@ -183,6 +212,7 @@ class Sketch:
     __slots__ = (
         "_base",
         "_bias",
+        "_carry",
         "_counts",
         "_max",
         "_max_buckets",
@@ -196,6 +226,9 @@ class Sketch:
 
     _p: _Params
     _counts: array[int]
+    # None until a bucket first overflows its two-byte count; then flat pairs ``index, multiple`` sorted
+    # by index: bucket ``index`` holds ``counts[index] + multiple * 65536``. Only the slow path writes it.
+    _carry: array[int] | None
     _max_buckets: int
     _mult: float
     _bias: float
@@ -219,6 +252,7 @@ class Sketch:
         self._max_buckets = p.default_max_buckets if max_buckets is None else max_buckets
         self._mult = p.mult
         self._bias = p.bias
+        self._carry = None
         self._set_counts(array("H"), p.min_key)
         self._zero = 0
         self._sum = 0.0
@@ -241,8 +275,8 @@ class Sketch:
         # The common case, a positive value inside the buckets already allocated, is this block: one
         # log, three float operations, one chained comparison and one array increment. Everything else
         # falls to _add_slow: log() raises for zero, negatives and non-numbers; NaN fails every
-        # comparison; infinity and values outside the array fail the range check; a bucket that would
-        # overflow its two- or four-byte count raises OverflowError before changing anything.
+        # comparison; infinity and values outside the array fail the range check; a bucket whose
+        # two-byte count is full raises OverflowError before changing anything, and carries there.
         try:
             x = _log(value) * self._mult + self._bias - self._base
         except (ValueError, TypeError):
@@ -298,6 +332,10 @@ class Sketch:
         return _floor(_log(v) * p.mult + p.bias) - p.ibias
 
     def _increment(self, key: int) -> None:
+        with _LOCK:
+            self._increment_locked(key)
+
+    def _increment_locked(self, key: int) -> None:
         offset = int(self._base) - self._p.ibias
         index = key - offset
         if index < 0 and self._is_collapsed():
@@ -307,21 +345,29 @@ class Sketch:
             offset = int(self._base) - self._p.ibias
             index = max(key - offset, 0)  # a key below a collapsed span counts in its lowest bucket
         counts = self._counts
-        if counts[index] + 1 >= _LIMITS[_TYPECODES.index(counts.typecode)]:
-            counts = array(_typecode_for(counts[index] + 1), counts.tolist())
-            self._counts = counts
-        counts[index] += 1
+        try:
+            counts[index] += 1
+        except OverflowError:
+            # The two-byte count is full: carry one unit of 65 536 and restart it at zero. This runs once
+            # per 65 536 samples of a bucket, so rebuilding the small carry array costs nothing that shows.
+            # Other threads' fast paths cannot touch this slot meanwhile: at 65 535 their increment
+            # raises too and they queue on the lock, to find the count restarted.
+            carries = self._carries()
+            carried = carries.get(index, 0) + 1
+            _typecode_for(carried << _CARRY_SHIFT)  # past the per-bucket limit: OverflowError, unchanged
+            carries[index] = carried
+            self._set_carries(carries)
+            counts[index] = 0
 
     def _is_collapsed(self) -> bool:
         """Whether the array starts exactly max_buckets below the highest key seen (lower keys fold)."""
-        span = _nonzero_span(self._counts)
+        span = self._span()
         return span is not None and span[1] == self._max_buckets - 1
 
     def _fit(self, low: int, high: int) -> None:
         """Reallocate the array to cover keys ``low..high`` too, within ``max_buckets``."""
-        counts = self._counts
         offset = int(self._base) - self._p.ibias
-        span = _nonzero_span(counts)
+        span = self._span()
         if span is not None:
             low = min(low, offset + span[0])
             high = max(high, offset + span[1])
@@ -333,15 +379,75 @@ class Sketch:
         new_low = max(low - slack, self._p.min_key)
         new_high = min(high + slack, self._p.max_key)
         fresh = [0] * (new_high - new_low + 1)
-        for i, c in enumerate(counts.tolist()):
+        for i, c in enumerate(self._full()):
             if c:
                 fresh[max(offset + i, low) - new_low] += c
-        self._set_counts(array(_typecode_for(max(fresh)), fresh), new_low)
+        self._store(fresh, new_low)
 
     def _set_counts(self, counts: array[int], offset: int) -> None:
         self._counts = counts
         self._base = float(self._p.ibias + offset)
         self._top = float(len(counts))
+
+    # Everything but add()'s fast path reads and writes counts through the helpers below, which see true
+    # counts, so no reader can forget the carry. They assume _LOCK is held (or the sketch is not yet
+    # shared); _snapshot takes it for the readers.
+
+    def _snapshot(self) -> tuple[int, list[int]]:
+        """The key of array slot 0 and every slot's true count, read together under the lock."""
+        with _LOCK:
+            return int(self._base) - self._p.ibias, self._full()
+
+    def _carries(self) -> dict[int, int]:
+        """The carry as a fresh ``{array index: multiple of 65 536}`` (empty when nothing carries)."""
+        carry = self._carry
+        if carry is None:
+            return {}
+        flat = carry.tolist()
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+
+    def _set_carries(self, carries: Mapping[int, int]) -> None:
+        if not carries:
+            self._carry = None
+            return
+        flat = [n for pair in sorted(carries.items()) for n in pair]
+        self._carry = array(_typecode_for(max(flat)), flat)
+
+    def _full(self) -> list[int]:
+        """The true count of every array slot: ``counts[i] + 65536 * carry.get(i, 0)``."""
+        full = self._counts.tolist()
+        carry = self._carry
+        if carry is not None:
+            flat = carry.tolist()
+            for i, multiple in zip(flat[::2], flat[1::2], strict=True):
+                full[i] += multiple << _CARRY_SHIFT
+        return full
+
+    def _store(self, full: list[int], offset: int) -> None:
+        """Replace the counts with ``full`` (true counts, array index 0 at key ``offset``).
+
+        Raises:
+            OverflowError: a count exceeds the per-bucket limit; the sketch is unchanged.
+        """
+        top = max(full, default=0)
+        _typecode_for(top)  # raises past the limit, before anything changes
+        if top <= _LOW_MASK:
+            self._set_counts(array("H", full), offset)
+            self._carry = None
+            return
+        self._set_counts(array("H", [c & _LOW_MASK for c in full]), offset)
+        self._set_carries({i: c >> _CARRY_SHIFT for i, c in enumerate(full) if c > _LOW_MASK})
+
+    def _span(self) -> tuple[int, int] | None:
+        """Array index of the first and last non-empty bucket, carries included; None when empty."""
+        span = _nonzero_span(self._counts)
+        carry = self._carry
+        if carry is None:
+            return span
+        first, last = carry[0], carry[-2]  # indices sit at even positions, sorted
+        if span is None:
+            return first, last
+        return min(span[0], first), max(span[1], last)
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -363,7 +469,12 @@ class Sketch:
     @property
     def count(self) -> int:
         """How many values were recorded (computed from the buckets, so reading it is O(buckets))."""
-        return self._zero + sum(self._counts)
+        with _LOCK:
+            n = sum(self._counts)
+            carry = self._carry
+            if carry is not None:
+                n += sum(carry[1::2]) << _CARRY_SHIFT
+        return self._zero + n
 
     @property
     def zero_count(self) -> int:
@@ -425,12 +536,12 @@ class Sketch:
         for q in qs:
             if not 0.0 <= q <= 1.0:
                 raise ValueError(f"a quantile must be between 0 and 1; got {q!r}")
-        cumulative = list(accumulate(self._counts))
+        offset, full = self._snapshot()
+        cumulative = list(accumulate(full))
         total = self._zero + (cumulative[-1] if cumulative else 0)
         if total == 0:
             return [math.nan] * len(qs)
         p = self._p
-        offset = int(self._base) - p.ibias
         out = []
         for q in qs:
             rank = math.floor(q * (total - 1)) - self._zero
@@ -454,10 +565,10 @@ class Sketch:
         """
         p = self._p
         running = self._zero
+        offset, full = self._snapshot()
         if running:
             yield math.exp(p.min_key * p.ln_gamma), running
-        offset = int(self._base) - p.ibias
-        for i, c in enumerate(self._counts.tolist()):
+        for i, c in enumerate(full):
             if c:
                 running += c
                 yield math.exp((offset + i + 1) * p.ln_gamma), running
@@ -480,9 +591,9 @@ class Sketch:
             ValueError: a bound is NaN.
         """
         p = self._p
-        cumulative = list(accumulate(self._counts))
+        offset, full = self._snapshot()
+        cumulative = list(accumulate(full))
         total = self._zero + (cumulative[-1] if cumulative else 0)
-        offset = int(self._base) - p.ibias
         out = []
         for b in bounds:
             if b != b:
@@ -534,8 +645,12 @@ class Sketch:
                 f"relative_accuracy {self._p.accuracy!r} vs {other._p.accuracy!r}, "
                 f"min_value {self._p.min_value!r} vs {other._p.min_value!r}"
             )
-        theirs = other._counts.tolist()  # a snapshot, so s.merge(s) doubles correctly
-        their_span = _nonzero_span(other._counts)
+        with _LOCK:  # one lock for all sketches, so ``other`` holds still too
+            self._merge_locked(other)
+
+    def _merge_locked(self, other: Sketch) -> None:
+        theirs = other._full()  # a snapshot, so s.merge(s) doubles correctly
+        their_span = other._span()
         if their_span is not None:
             their_offset = int(other._base) - other._p.ibias
             low, high = their_offset + their_span[0], their_offset + their_span[1]
@@ -543,10 +658,10 @@ class Sketch:
             if low < offset or high >= offset + len(self._counts):
                 self._fit(low, high)
                 offset = int(self._base) - self._p.ibias
-            merged = self._counts.tolist()
+            merged = self._full()
             for i in range(their_span[0], their_span[1] + 1):
                 merged[max(their_offset + i - offset, 0)] += theirs[i]
-            self._counts = array(_typecode_for(max(merged)), merged)
+            self._store(merged, offset)  # OverflowError past the per-bucket limit, counts unchanged
         self._zero += other._zero
         self._sum += other._sum
         self._min = min(self._min, other._min)
@@ -563,9 +678,11 @@ class Sketch:
         new._max_buckets = self._max_buckets
         new._mult = self._mult
         new._bias = self._bias
-        new._counts = array(self._counts.typecode, self._counts.tolist())
-        new._base = self._base
-        new._top = self._top
+        with _LOCK:
+            new._counts = self._counts[:]
+            new._carry = None if self._carry is None else self._carry[:]
+            new._base = self._base
+            new._top = self._top
         new._zero = self._zero
         new._sum = self._sum
         new._min = self._min
@@ -576,7 +693,9 @@ class Sketch:
 
     def clear(self) -> None:
         """Forget every value, keeping the settings (and releasing the bucket memory)."""
-        self._set_counts(array("H"), self._p.min_key)
+        with _LOCK:
+            self._set_counts(array("H"), self._p.min_key)
+            self._carry = None
         self._zero = 0
         self._sum = 0.0
         self._min = math.inf
@@ -585,11 +704,14 @@ class Sketch:
     # -- serialisation -------------------------------------------------------------------------------
 
     def _trimmed(self) -> tuple[int, list[int]]:
-        offset = int(self._base) - self._p.ibias
-        span = _nonzero_span(self._counts)
+        """The key of the first non-empty bucket and the true counts from it to the last non-empty."""
+        with _LOCK:
+            offset = int(self._base) - self._p.ibias
+            span = self._span()
+            full = self._full()
         if span is None:
             return self._p.min_key, []
-        return offset + span[0], self._counts[span[0] : span[1] + 1].tolist()
+        return offset + span[0], full[span[0] : span[1] + 1]
 
     def to_bytes(self) -> bytes:
         """A compact, checksummed binary form; :meth:`from_bytes` reads it back.
@@ -598,6 +720,9 @@ class Sketch:
         max_buckets, the key of the first stored bucket, the number of buckets, the zero count, sum,
         min, max, the counts (leading and trailing empty buckets trimmed, each in the narrowest width
         that holds the largest), then a CRC-32 of all that. A sketch of 1 M latencies is about 1 KiB.
+        The counts written are the true ones: the in-memory split into two-byte counts and a carry
+        does not reach the format, which is why sketches written before the carry existed (whose
+        counts widened to four or eight bytes) still load unchanged.
 
         Returns:
             The encoded sketch.
@@ -783,7 +908,7 @@ class Sketch:
             raise ValueError(f"corrupt sketch: impossible min {lo!r}, max {hi!r} or sum {total!r}")
         sketch = cls(accuracy, min_value=min_value, max_buckets=max_buckets)
         if counts:
-            sketch._set_counts(array(_typecode_for(max(counts)), counts), offset)
+            sketch._store(counts, offset)
         sketch._zero = zero
         sketch._sum = total
         sketch._min = lo
