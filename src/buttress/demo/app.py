@@ -39,6 +39,7 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY) -> Any:
 
     from buttress.demo import page
     from buttress.demo.api import build_router
+    from buttress.slo import SLOMiddleware
 
     platform = Platform(settings, registry=registry)
 
@@ -76,6 +77,16 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY) -> Any:
 
         return Response(exposition(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    async def dashboard(scope: Any, receive: Any, send: Any) -> None:
+        # Built when the platform starts (its controls need the platform's HTTP client).
+        await platform.dashboard(scope, receive, send)
+
+    app.mount("/_buttress", dashboard)
+    # add_middleware puts each new one outside the last: the correlation id is outermost, so even a
+    # response the SLO middleware times carries it.
+    app.add_middleware(
+        SLOMiddleware, recorder=platform.recorder, exclude=("/metrics", "/health", "/_buttress*")
+    )
     app.add_middleware(CorrelationIdMiddleware)
     return app
 

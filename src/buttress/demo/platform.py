@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -49,6 +50,7 @@ class Platform:
         self.http: Any = None
         self.wiring: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._snapshots: Any = None
         self._registrations = {
             status: registry.counter(
                 "buttress_demo_registrations", "Registrations taken, by outcome.", {"status": status}
@@ -62,6 +64,12 @@ class Platform:
             for outcome in ("sent", "dead_lettered", "replayed")
         }
         self._queries = registry.counter("buttress_demo_db_queries", "Database statements executed.")
+        from buttress.slo import HttpRecorder
+
+        #: Where the SLO middleware records every request of this process.
+        self.recorder = HttpRecorder(registry)
+        self.dashboard: Any = None
+        self.monitor: Any = None
 
     # ----------------------------------------------------------------------------------------------
     # lifecycle
@@ -85,9 +93,47 @@ class Platform:
         self.storage = StorageClient(self.http, self.settings.storage_url)
         self.identity = IdentityClient(self.http, self.settings.identity_url)
         self.wiring = await wiring.build(self)
+        if self.settings.snapshot_interval > 0:
+            self._start_snapshots()
+        self._start_slo()
+
+    def _start_slo(self) -> None:
+        from buttress.demo.observe import SLOView, dashboard_for
+        from buttress.slo import HistoryStore, SLOMonitor, from_config
+
+        specs = from_config(self.wiring.config.section("slo"))
+        store = HistoryStore(os.path.join(self.settings.state_dir, "slo.db"))
+        self.monitor = SLOMonitor(specs, self.recorder, store=store, registry=self.registry)
+        self.monitor.start()
+        self.dashboard = dashboard_for(self, SLOView(specs, store))
+
+    def _start_snapshots(self) -> None:
+        from buttress.dashboard.snapshot import SnapshotWriter
+
+        writer = SnapshotWriter(self.telemetry_dir, f"worker-{self.settings.worker}", registry=self.registry)
+        self._snapshots = writer
+        interval = self.settings.snapshot_interval
+
+        async def loop() -> None:
+            # In the event loop rather than a thread: a snapshot then never races the sketches it reads.
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    writer.write()
+                except OSError:
+                    log.warning("could not write the telemetry snapshot to %s", writer.file)
+
+        self.spawn(loop(), "telemetry snapshots")
+
+    @property
+    def telemetry_dir(self) -> str:
+        """Where the workers' telemetry snapshots are written (read by the dashboard and the runner)."""
+        return os.path.join(self.settings.state_dir, "telemetry")
 
     async def stop(self) -> None:
         """Stop background work and close connections."""
+        if self.monitor is not None:
+            self.monitor.stop()
         if self.wiring is not None:
             await self.wiring.close()
         for task in self._tasks:
@@ -97,6 +143,8 @@ class Platform:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+        if self._snapshots is not None:
+            self._snapshots.write()  # the final counts, for the runner's summary
         if self.http is not None:
             await self.http.aclose()
         if self.engine is not None:

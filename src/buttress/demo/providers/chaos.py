@@ -20,7 +20,7 @@ import json
 import random
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Chaos", "ChaosMiddleware"]
@@ -85,9 +85,14 @@ class Chaos:
 
     def snapshot(self) -> dict[str, Any]:
         """The settings and counters as JSON-ready data."""
-        data = asdict(self)
-        data.pop("seed", None)
-        return {k: v for k, v in data.items() if not k.startswith("_")}
+        with self._lock:
+            return {
+                "latency_ms": self.latency_ms,
+                "error_rate": self.error_rate,
+                "down": self.down,
+                "calls": self.calls,
+                "failed": self.failed,
+            }
 
     def decide(self) -> tuple[float, bool]:
         """For one call: the delay in seconds and whether it fails."""
