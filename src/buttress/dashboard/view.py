@@ -83,7 +83,7 @@ def _per_endpoint(merged: Merged) -> dict[tuple[str, str], tuple[Sketch, float]]
 
 def endpoint_table(merged: Merged) -> list[dict[str, Any]]:
     """Every endpoint's requests, 5xx errors and P50/P95/P99 (ms) over the whole run, busiest first."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (method, route), (sketch, errors) in _per_endpoint(merged).items():
         if sketch.count == 0:
             continue
@@ -179,7 +179,7 @@ class LiveView:
 
     def _endpoints(self, merged: Merged, then: Merged | None, span: float) -> list[dict[str, Any]]:
         before = _per_endpoint(then) if then is not None else {}
-        rows = []
+        rows: list[dict[str, Any]] = []
         for key, (sketch, errors) in _per_endpoint(merged).items():
             old = before.get(key)
             count, (p50, p95, p99) = window_quantiles(sketch, old[0] if old else None)
@@ -202,7 +202,7 @@ class LiveView:
     @staticmethod
     def _cache(merged: Merged, then: Merged | None) -> list[dict[str, Any]]:
         names = sorted({lab["namespace"] for lab, _ in merged.series("buttress_cache_requests")})
-        rows = []
+        rows: list[dict[str, Any]] = []
         for ns in names:
             hits = merged.value("buttress_cache_requests", namespace=ns, result="hit")
             misses = merged.value("buttress_cache_requests", namespace=ns, result="miss")
@@ -229,7 +229,7 @@ class LiveView:
                 states.setdefault(labels.get("name", "?"), {})[labels.get("state", "?")] = value
         for labels, _ in merged.series("buttress_circuitbreaker_calls"):
             states.setdefault(labels.get("name", "?"), {})
-        rows = []
+        rows: list[dict[str, Any]] = []
         for name in sorted(states):
             by_state = states[name]
             # With several workers each has its own breaker; the worst state is the one to see.
@@ -245,7 +245,7 @@ class LiveView:
 
     @staticmethod
     def _dead_letters(merged: Merged) -> list[dict[str, Any]]:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for labels, value in merged.series("buttress_dlq_depth"):
             rows.append({"name": labels.get("name") or labels.get("queue") or "?", "depth": value})
         return rows
