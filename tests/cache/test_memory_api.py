@@ -334,3 +334,13 @@ def test_schema_and_version_change_the_prefix(registry: Registry) -> None:
     a = Cache("ev", schema=Event, version="3", registry=registry)
     assert a.core.prefix.startswith("buttress:ev:3:")
     assert a.core.fingerprint and a.core.fingerprint in a.core.prefix
+
+
+async def test_async_get_latency_is_sampled(registry: Registry) -> None:
+    cache = AsyncCache("ev", registry=registry)
+    await cache.set("a", 1)
+    for _ in range(1024):
+        assert await cache.get("a") == 1
+    latency = registry.get("buttress_cache_get_duration_seconds", {"namespace": "ev"})
+    assert latency is not None
+    assert latency.sketch.count == 1  # type: ignore[union-attr]

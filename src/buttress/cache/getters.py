@@ -181,7 +181,7 @@ def async_get(core: CacheCore) -> AGet:
         if n & SAMPLE_MASK:
             return v
         t0 = now()
-        data.get(key)
+        store_get(key)
         record(now() - t0)
         return v
 
