@@ -40,6 +40,7 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY) -> Any:
     from buttress.demo import page
     from buttress.demo.api import build_router
     from buttress.slo import SLOMiddleware
+    from buttress.slo.vitals import vitals_app
 
     platform = Platform(settings, registry=registry)
 
@@ -63,9 +64,13 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY) -> Any:
     install_handlers(app)
     app.include_router(build_router())
 
+    home_page = page.render_home(
+        '<script src="/_vitals/vitals.js" data-endpoint="/_vitals/vitals" data-page="/" defer></script>'
+    )
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home() -> Any:
-        return HTMLResponse(page.HOME)
+        return HTMLResponse(home_page)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> Any:
@@ -82,10 +87,12 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY) -> Any:
         await platform.dashboard(scope, receive, send)
 
     app.mount("/_buttress", dashboard)
+    # Real-user timings of the public page: the beacon posts LCP, INP, CLS, FCP and TTFB here.
+    app.mount("/_vitals", vitals_app(registry=registry))
     # add_middleware puts each new one outside the last: the correlation id is outermost, so even a
     # response the SLO middleware times carries it.
     app.add_middleware(
-        SLOMiddleware, recorder=platform.recorder, exclude=("/metrics", "/health", "/_buttress*")
+        SLOMiddleware, recorder=platform.recorder, exclude=("/metrics", "/health", "/_buttress*", "/_vitals*")
     )
     app.add_middleware(CorrelationIdMiddleware)
     return app

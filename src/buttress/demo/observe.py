@@ -122,7 +122,7 @@ def _extras(merged: Merged) -> dict[str, Any]:
         "emails sent": merged.value("buttress_demo_confirmation_emails", outcome="sent"),
         "emails dead-lettered": merged.value("buttress_demo_confirmation_emails", outcome="dead_lettered"),
         "emails replayed": merged.value("buttress_demo_confirmation_emails", outcome="replayed"),
-        "database queries": merged.value("buttress_demo_db_queries"),
+        "database queries": merged.value("buttress_db_queries"),
     }
 
 

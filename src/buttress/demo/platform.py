@@ -63,7 +63,6 @@ class Platform:
             )
             for outcome in ("sent", "dead_lettered", "replayed")
         }
-        self._queries = registry.counter("buttress_demo_db_queries", "Database statements executed.")
         from buttress.slo import HttpRecorder
 
         #: Where the SLO middleware records every request of this process.
@@ -81,7 +80,10 @@ class Platform:
         from buttress.demo import database, seed, wiring
 
         self.engine = database.create_engine(self.settings.database_url)
-        self._count_queries()
+        from buttress.slo.sql import instrument_engine
+
+        # Every statement timed per fingerprint (buttress_db_query_duration_seconds), slow ones logged.
+        self.sql = instrument_engine(self.engine, registry=self.registry, slow_threshold=0.25)
         if self.settings.seed:
             await database.migrate(self.engine)
             await seed.seed(self.engine)
@@ -154,15 +156,6 @@ class Platform:
         """Run ``coro`` in the background until :meth:`stop`."""
         self._tasks.append(asyncio.ensure_future(coro))
         self._tasks[-1].set_name(name)
-
-    def _count_queries(self) -> None:
-        from sqlalchemy import event
-
-        counter = self._queries
-
-        @event.listens_for(self.engine.sync_engine, "before_cursor_execute")
-        def _count(*_args: Any) -> None:
-            counter.value += 1
 
     # ----------------------------------------------------------------------------------------------
     # reads

@@ -362,7 +362,7 @@ class Demo:
             cache=cache,
             transitions=transitions,
             emails=emails,
-            db_queries=merged.value("buttress_demo_db_queries"),
+            db_queries=merged.value("buttress_db_queries"),
             outages=self.outage_log,
             dead_letters=dead,
             started=self._started,
