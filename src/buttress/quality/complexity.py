@@ -462,6 +462,7 @@ class ComplexityMeasure:
                     )
                 rows.append({"path": a.rel, "line": fn.line, "end_line": fn.end_line, "new": new, **props})
         out.items = {"cyclomatic": cyc_items, "cognitive": cog_items}
+        out.new_items = {k: [(v, f) for v, f in items if f.new] for k, items in out.items.items()}
         for metric, items in out.items.items():
             out.overall[metric] = max((v for v, _ in items), default=0.0)
             if context.new_lines is not None:

@@ -454,6 +454,8 @@ class DuplicationMeasure:
                 }
             )
         out.items = {"duplication": items, "duplicated_lines": items, "duplicated_blocks": items}
+        new_items = [(v, f) for v, f in items if f.new]
+        out.new_items = {"duplication": new_items, "duplicated_lines": new_items, "duplicated_blocks": new_items}
         out.details["clones"] = pairs
         out.details["per_file"] = {
             rel: {"lines": physical[rel], "duplicated": len(result.duplicated.get(rel, ()))}

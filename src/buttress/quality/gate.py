@@ -172,11 +172,13 @@ class Measurement:
         measure: the measure's name.
         overall: figure per metric over all measured code.
         new: figure per metric over new code (absent when there is no ``--base``).
-        items: per metric, ``(value, finding)`` for each item behind the figure (functions, clones,
-            findings); :class:`Finding.new` says whether it touches new code.
+        items: per metric, ``(value, finding)`` for each item behind the overall figure (functions,
+            clones, files with uncovered lines, findings).
+        new_items: the same for the new-code figure.
         findings: everything worth pointing at in a report (beyond ``items``).
         unmeasured: reasons a figure could not be taken; a condition on this measure's metrics is then
             *unmeasured* (exit code 2) unless another condition fails.
+        skipped: per metric, why its overall figure is not judged (e.g. no recorded base run).
         skipped_new: per metric, why its new-code figure is not judged (a small change).
         notes: things a reader should know (which data file, what was excluded).
         details: anything else a report can show (per-file tables, clone pairs).
@@ -186,8 +188,10 @@ class Measurement:
     overall: dict[str, float] = field(default_factory=dict)
     new: dict[str, float] = field(default_factory=dict)
     items: dict[str, list[tuple[float, Finding]]] = field(default_factory=dict)
+    new_items: dict[str, list[tuple[float, Finding]]] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     unmeasured: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
     skipped_new: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
@@ -243,6 +247,14 @@ class Context:
         self._new_resolved = False
         self._rels: frozenset[str] | None = None
         self._lines: dict[str, list[str]] = {}
+
+    @property
+    def target_key(self) -> str:
+        """The target relative to the root (``"."`` for the root): runs are recorded under it."""
+        from buttress.quality.sources import relative
+
+        rel = relative(self.target, self.root)
+        return "." if rel in ("", ".") else rel
 
     @property
     def new_lines(self) -> dict[str, set[int]] | None:
@@ -429,6 +441,10 @@ def run_gate(context: Context, measures: Sequence[Measure]) -> GateResult:
         (1.0, Finding("sources.unparsed", p.path, max(p.line, 1), max(p.line, 1), p.message, "warning"))
         for p in context.problems
     ]
+    if context.new_lines is not None:
+        sources.new_items["unparsed_files"] = [
+            (v, f) for v, f in sources.items["unparsed_files"] if f.path in context.new_lines
+        ]
     measurements["sources"] = sources
     results = [_judge(c, measurements, context) for c in profile.conditions]
     from buttress.quality.gitdiff import head_commit
@@ -458,13 +474,13 @@ def _judge(cond: Condition, measurements: dict[str, Measurement], context: Conte
             return ConditionResult(cond, "skipped", None, "no --base given, so there is no new code to judge")
         if cond.metric in m.skipped_new:
             return ConditionResult(cond, "skipped", None, m.skipped_new[cond.metric])
+    elif cond.metric in m.skipped:
+        return ConditionResult(cond, "skipped", None, m.skipped[cond.metric])
     value = figures.get(cond.metric)
     if value is None:
         reason = "; ".join(m.unmeasured) or f"{cond.metric} was not measured"
         return ConditionResult(cond, "unmeasured", None, reason)
-    items = m.items.get(cond.metric, [])
-    if cond.scope == "new":
-        items = [(v, f) for v, f in items if f.new]
+    items = (m.items if cond.scope == "overall" else m.new_items).get(cond.metric, [])
     if cond.holds(value):
         return ConditionResult(cond, "passed", value, f"{cond.metric} is {_fmt(value)}{_unit(metric)}")
     offenders = [f for v, f in items if metric.kind != "max" or not cond.holds(v)]
