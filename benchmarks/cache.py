@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Case, empty_loop_timer, interleave, loop_timer, parse_args, report  # noqa: E402
-
-from buttress.cache import AsyncCache, Cache  # noqa: E402
-from buttress.telemetry import Registry  # noqa: E402
+from _common import Case, empty_loop_timer, interleave, loop_timer, parse_args, report
+from buttress.cache import AsyncCache, Cache
+from buttress.telemetry import Registry
 
 KEYS = [f"event:{i}" for i in range(200)]
 VALUE = {"code": "py25", "title": "PyCon", "sessions": list(range(10))}
@@ -54,7 +53,19 @@ class RedisProcess:
         if binary is None:
             raise SystemExit("redis-server is needed for the Redis cases")
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -81,7 +92,9 @@ class RedisProcess:
 
 
 def async_timers(
-    loop: asyncio.AbstractEventLoop, fns: dict[str, Callable[[Any], Awaitable[object]]], batches: Sequence[Sequence[Any]]
+    loop: asyncio.AbstractEventLoop,
+    fns: dict[str, Callable[[Any], Awaitable[object]]],
+    batches: Sequence[Sequence[Any]],
 ) -> tuple[dict[str, Callable[[int], int]], Callable[[int], int]]:
     def make(fn: Callable[[Any], Awaitable[object]]) -> Callable[[int], int]:
         async def body(batch: Sequence[Any]) -> int:
@@ -112,7 +125,11 @@ def memory_sync(rounds: int) -> Case:
         ttl[k] = VALUE
         th.set(k, VALUE, datetime.timedelta(seconds=300))
     batches = [KEYS]
-    timers = {"ours": loop_timer(ours.get, batches), "cachetools": loop_timer(ttl.get, batches), "theine": loop_timer(th.get, batches)}
+    timers = {
+        "ours": loop_timer(ours.get, batches),
+        "cachetools": loop_timer(ttl.get, batches),
+        "theine": loop_timer(th.get, batches),
+    }
     ns = interleave(timers, rounds, len(KEYS), empty_loop_timer(batches))
     return Case("memory_get_hit_sync", ns["ours"], {"cachetools": ns["cachetools"], "theine": ns["theine"]})
 
@@ -185,7 +202,11 @@ def redis_cases(rounds: int, loop: asyncio.AbstractEventLoop, url: str) -> list[
     timers, base = async_timers(loop, fns, [idx])
     ns = interleave(timers, rounds, len(keys), base)
     cases.append(
-        Case("redis_get_hit_async", ns["ours"], {"redis-py": ns["redis-py"], "cashews": ns["cashews"], "aiocache": ns["aiocache"]})
+        Case(
+            "redis_get_hit_async",
+            ns["ours"],
+            {"redis-py": ns["redis-py"], "cashews": ns["cashews"], "aiocache": ns["aiocache"]},
+        )
     )
 
     async def close() -> None:
@@ -231,7 +252,8 @@ for i in range(n):
     cache.get("k")
     print("ready", flush=True)
 sketch = cache.core.metrics.invalidation_delay.sketch
-print(json.dumps({"p95": sketch.quantile(0.95), "p50": sketch.quantile(0.5), "count": sketch.count}), flush=True)
+result = {"p95": sketch.quantile(0.95), "p50": sketch.quantile(0.5), "count": sketch.count}
+print(json.dumps(result), flush=True)
 """
 
 
@@ -241,7 +263,8 @@ def invalidation_case(url: str, n: int) -> Case:
     with subprocess.Popen(
         [sys.executable, "-c", CHILD, url, str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     ) as child:
-        assert child.stdin is not None and child.stdout is not None
+        assert child.stdin is not None
+        assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
         for i in range(n):
             writer.set("k", i + 1)

@@ -17,7 +17,8 @@ def reader(url: str, protocol: str) -> None:
     from buttress.cache import Cache
 
     cache = Cache("ev", backend=url, redis_options={"protocol": int(protocol)})
-    assert cache.core.tiered is not None and cache.core.store is not None
+    assert cache.core.tiered is not None
+    assert cache.core.store is not None
     value = cache.get("k")
     store, tiered = cache.core.store, cache.core.tiered
     assert store.peek("k") is not None, "the value should be in L1 now"
@@ -49,7 +50,7 @@ def lease_loader(url: str, db: str) -> None:
 
 
 def behind_writer(journal: str, n: str) -> None:
-    """Acknowledge ``n`` write-behind writes (never flushed: the interval is an hour), then wait to be killed."""
+    """Acknowledge ``n`` write-behind writes (never flushed: interval of an hour), then wait for SIGKILL."""
     from buttress.cache import Cache
     from buttress.cache.patterns.behind import SQLiteJournal, WriteBehind
 

@@ -41,7 +41,8 @@ def test_fixed_and_jittered_ttl() -> None:
     assert FixedTTL(60).ttl_for("k") == 60
     jit = JitteredTTL(100, 0.2, rng=random.Random(1))
     values = [jit.ttl_for("k") for _ in range(2000)]
-    assert 80 <= min(values) < 82 and 118 < max(values) <= 120
+    assert 80 <= min(values) < 82
+    assert 118 < max(values) <= 120
     with pytest.raises(ConfigError):
         JitteredTTL(100, 1.5)
     with pytest.raises(ConfigError):
@@ -63,8 +64,19 @@ def test_adaptive_ttl_follows_update_rate_on_virtual_clock(virtual_clock: Virtua
     assert ttl.ttl_for("k") == 3600
 
 
-def test_adaptive_namespace_observes_writes_and_invalidations(virtual_clock: VirtualClock, registry: Registry) -> None:
-    cache = Cache("ev", ttl=600, ttl_strategy="adaptive", p_stale=0.05, ttl_min=1, ttl_max=6000, clock=virtual_clock, registry=registry)
+def test_adaptive_namespace_observes_writes_and_invalidations(
+    virtual_clock: VirtualClock, registry: Registry
+) -> None:
+    cache = Cache(
+        "ev",
+        ttl=600,
+        ttl_strategy="adaptive",
+        p_stale=0.05,
+        ttl_min=1,
+        ttl_max=6000,
+        clock=virtual_clock,
+        registry=registry,
+    )
     for i in range(10):
         cache.set("e", i)
         virtual_clock.advance(30)
@@ -77,7 +89,8 @@ def test_adaptive_namespace_observes_writes_and_invalidations(virtual_clock: Vir
     store = cache.core.store
     assert store is not None
     entry = store.get_entry("e")
-    assert entry is not None and entry.expires_at is not None
+    assert entry is not None
+    assert entry.expires_at is not None
     assert entry.expires_at - virtual_clock.monotonic() == pytest.approx(-math.log(0.95) * 30)
     assert cache.stats()["adaptive_rate"] == pytest.approx(1 / 30)
 
@@ -147,14 +160,16 @@ def test_fingerprints_follow_shape() -> None:
     assert all(len(p) == 10 for p in prints)
 
 
-# -- keys and frames ------------------------------------------------------------------------------------------
+# -- keys and frames ------------------------------------------------------------------------------
 
 
 @given(st.text(max_size=400))
 def test_safe_key_always_redis_friendly_and_stable(key: str) -> None:
     out = safe_key("buttress:ev:1:-:", key)
     assert out.startswith("buttress:ev:1:-:")
-    assert out.isascii() and out.isprintable() and " " not in out
+    assert out.isascii()
+    assert out.isprintable()
+    assert " " not in out
     assert len(out) <= MAX_KEY_BYTES + 100
     assert out == safe_key("buttress:ev:1:-:", key)
 
@@ -167,7 +182,12 @@ def test_safe_key_distinguishes_keys_with_the_same_head() -> None:
         safe_key("p:", 5)  # type: ignore[arg-type]
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c)))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+    )
+)
 def test_frames_roundtrip(value: Any) -> None:
     for serializer in (PickleSerializer(), JsonSerializer()):
         assert decode(serializer, encode(serializer, value)) == value
@@ -211,15 +231,23 @@ def test_warming_concurrency_progress_and_failures(registry: Registry) -> None:
 
     progress: list[str] = []
     report = warm(
-        [Warmer("events", events, loader(3)), Warmer("speakers", speakers, loader(2)), Warmer("broken", events, broken)],
+        [
+            Warmer("events", events, loader(3)),
+            Warmer("speakers", speakers, loader(2)),
+            Warmer("broken", events, broken),
+        ],
         concurrency=2,
         on_progress=lambda p: progress.append(str(p)),
     )
     assert peak == 2
-    assert report.loaded == {"events": 3, "speakers": 2} and report.entries == 5
-    assert list(report.failed) == ["broken"] and not report.ok
-    assert len(progress) == 3 and any("broken: FAILED" in p for p in progress)
-    assert events.get("k2") == 2 and speakers.get("k1") == 1
+    assert report.loaded == {"events": 3, "speakers": 2}
+    assert report.entries == 5
+    assert list(report.failed) == ["broken"]
+    assert not report.ok
+    assert len(progress) == 3
+    assert any("broken: FAILED" in p for p in progress)
+    assert events.get("k2") == 2
+    assert speakers.get("k1") == 1
     with pytest.raises(WarmingError, match="broken") as info:
         warm([Warmer("broken", events, broken, required=True), Warmer("ok", events, lambda: [("a", 1)])])
     assert info.value.report.loaded == {"ok": 1}
@@ -237,7 +265,8 @@ async def test_async_warming(registry: Registry) -> None:
         raise ConnectionError("down")
 
     report = await awarm([AsyncWarmer("a", cache, load), AsyncWarmer("b", cache, broken)], concurrency=1)
-    assert report.loaded == {"a": 1} and list(report.failed) == ["b"]
+    assert report.loaded == {"a": 1}
+    assert list(report.failed) == ["b"]
     assert await cache.get("a") == 1
     with pytest.raises(WarmingError):
         await awarm([AsyncWarmer("b", cache, broken, required=True)])
@@ -263,7 +292,8 @@ def test_config_schema_accepts_the_design_example() -> None:
         """
     )
     ns = cfg.section("cache")["namespaces"]
-    assert ns["events"]["ttl"] == 900 and ns["events"]["p_stale"] == 0.05
+    assert ns["events"]["ttl"] == 900
+    assert ns["events"]["p_stale"] == 0.05
     assert ns["search"]["jitter"] == 0.2
 
 
@@ -283,11 +313,19 @@ def test_config_schema_reports_every_problem() -> None:
             """
         )
     text = str(info.value)
-    for needle in ("cache.backend", "cache.namespaces.events.ttl:", "ttl_strategy", "unknown key", "invalidate_on"):
+    for needle in (
+        "cache.backend",
+        "cache.namespaces.events.ttl:",
+        "ttl_strategy",
+        "unknown key",
+        "invalidate_on",
+    ):
         assert needle in text
 
 
-def test_registry_builds_namespaces_from_config_and_wires_events(clean_registry: None, registry: Registry) -> None:
+def test_registry_builds_namespaces_from_config_and_wires_events(
+    clean_registry: None, registry: Registry
+) -> None:
     cfg = config.validate(
         {
             "cache": {
@@ -305,7 +343,8 @@ def test_registry_builds_namespaces_from_config_and_wires_events(clean_registry:
     try:
         events = cache_registry.cache("events", registry=registry)
         assert cache_registry.cache("events") is events
-        assert events.core.ttl == 900 and events.core.version == "7"
+        assert events.core.ttl == 900
+        assert events.core.version == "7"
         assert cache_registry.async_cache("events").core is events.core
         events.set("event:py25", "page")
         events.set("list", ["py25"], tags=["events-list"])

@@ -122,7 +122,9 @@ def test_single_flight_threads(registry: Registry) -> None:
     leader = threading.Thread(target=lambda: results.append(cache.get_or_load("k", loader)))
     leader.start()
     assert started.wait(10)
-    followers = [threading.Thread(target=lambda: results.append(cache.get_or_load("k", loader))) for _ in range(8)]
+    followers = [
+        threading.Thread(target=lambda: results.append(cache.get_or_load("k", loader))) for _ in range(8)
+    ]
     for t in followers:
         t.start()
     # Followers are parked on the flight once it has waiters; wait for them on the flight itself.
@@ -308,7 +310,9 @@ def test_stats_and_gauges(registry: Registry) -> None:
     cache.get("a")
     cache.get("b")
     stats = cache.stats()
-    assert stats["hits"] == 1 and stats["misses"] == 1 and stats["entries"] == 1
+    assert stats["hits"] == 1
+    assert stats["misses"] == 1
+    assert stats["entries"] == 1
     assert registry.value("buttress_cache_hit_ratio", {"namespace": "ev"}) == 0.5
     assert registry.value("buttress_cache_entries", {"namespace": "ev"}) == 1
     assert registry.value("buttress_cache_bytes", {"namespace": "ev"}) > 100
@@ -333,7 +337,8 @@ class Event:
 def test_schema_and_version_change_the_prefix(registry: Registry) -> None:
     a = Cache("ev", schema=Event, version="3", registry=registry)
     assert a.core.prefix.startswith("buttress:ev:3:")
-    assert a.core.fingerprint and a.core.fingerprint in a.core.prefix
+    assert a.core.fingerprint
+    assert a.core.fingerprint in a.core.prefix
 
 
 async def test_async_get_latency_is_sampled(registry: Registry) -> None:

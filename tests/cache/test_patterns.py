@@ -61,7 +61,8 @@ async def test_async_read_and_write_through(registry: Registry) -> None:
     assert await rt.get("a") == 1
     wt = AsyncWriteThrough(cache, write)
     await wt.write("a", 2)
-    assert source["a"] == 2 and await rt.get("a") == 2
+    assert source["a"] == 2
+    assert await rt.get("a") == 2
     assert await rt.get_many(["a"]) == {"a": 2}
 
 
@@ -77,11 +78,13 @@ def test_write_through_source_first_and_failures(registry: Registry) -> None:
 
     wt = WriteThrough(cache, write)
     wt.write("k", 1)
-    assert source["k"] == 1 and cache.get("k") == 1
+    assert source["k"] == 1
+    assert cache.get("k") == 1
     fail["on"] = True
     with pytest.raises(ConnectionError):
         wt.write("k", 2)
-    assert source["k"] == 1 and cache.get("k") == 1  # cache untouched: it agrees with the source
+    assert source["k"] == 1
+    assert cache.get("k") == 1
 
 
 def test_write_through_unserialisable_deletes_key(redis_server, registry: Registry) -> None:
@@ -131,7 +134,14 @@ class Source:
 def test_write_behind_coalesces_and_batches(tmp_path: Path, registry: Registry) -> None:
     cache = Cache("wb", registry=registry)
     source = Source(tmp_path / "source.db")
-    wb = WriteBehind(cache, source.write, journal=SQLiteJournal(tmp_path / "j.db"), batch_size=3, start=False, registry=registry)
+    wb = WriteBehind(
+        cache,
+        source.write,
+        journal=SQLiteJournal(tmp_path / "j.db"),
+        batch_size=3,
+        start=False,
+        registry=registry,
+    )
     for i in range(5):
         wb.write("a", i)  # five writes of one key…
     wb.write("b", "x")
@@ -153,7 +163,14 @@ def test_write_behind_flusher_thread_and_close(tmp_path: Path, registry: Registr
         source.write(batch)
         done.set()
 
-    wb = WriteBehind(cache, writer, journal=SQLiteJournal(tmp_path / "j.db"), batch_size=2, interval=3600, registry=registry)
+    wb = WriteBehind(
+        cache,
+        writer,
+        journal=SQLiteJournal(tmp_path / "j.db"),
+        batch_size=2,
+        interval=3600,
+        registry=registry,
+    )
     wb.write("a", 1)
     wb.write("b", 2)  # reaches batch_size: the flusher wakes
     assert done.wait(10)
@@ -186,7 +203,8 @@ def test_write_behind_failures_retry_then_dead_letter(tmp_path: Path, registry: 
     wb = WriteBehind(cache, flaky, journal=SQLiteJournal(tmp_path / "j1.db"), start=False, registry=registry)
     wb.write("a", 1)
     assert wb.flush() == 0
-    assert wb.journal.count() == 1 and isinstance(wb.last_error, ConnectionError)
+    assert wb.journal.count() == 1
+    assert isinstance(wb.last_error, ConnectionError)
     assert wb.flush() == 1
     assert source.rows() == {"a": 1}
     wb.close()
@@ -208,7 +226,14 @@ def test_write_behind_failures_retry_then_dead_letter(tmp_path: Path, registry: 
     def refuse(batch: Mapping[str, Any]) -> None:
         raise ValueError("constraint violated")
 
-    wb3 = WriteBehind(cache, refuse, journal=SQLiteJournal(tmp_path / "j3.db"), dead_letter=Sink(), start=False, registry=registry)
+    wb3 = WriteBehind(
+        cache,
+        refuse,
+        journal=SQLiteJournal(tmp_path / "j3.db"),
+        dead_letter=Sink(),
+        start=False,
+        registry=registry,
+    )
     wb3.write("c", 3)
     assert wb3.flush() == 0
     assert [(k, v) for k, v, _ in letters] == [("c", 3)]
@@ -269,14 +294,16 @@ def test_write_behind_survives_kill_9(tmp_path: Path) -> None:
         child.wait()
     assert acked == set(range(n))
     source = Source(tmp_path / "source.db")
-    wb = WriteBehind(Cache("wb", registry=Registry()), source.write, journal=SQLiteJournal(journal_path), start=False)
+    wb = WriteBehind(
+        Cache("wb", registry=Registry()), source.write, journal=SQLiteJournal(journal_path), start=False
+    )
     wb.close()  # restart: close() flushes everything the killed process acknowledged
     assert source.rows() == {f"row:{i}": {"i": i} for i in range(n)}
     with sqlite3.connect(source.path) as conn:
         assert conn.execute("SELECT MAX(writes) FROM rows").fetchone()[0] == 1  # exactly once
 
 
-# -- XFetch and serve-stale on the virtual clock --------------------------------------------------------------
+# -- XFetch and serve-stale on the virtual clock ------------------------------------------------------
 
 
 class FixedRandom:
@@ -290,7 +317,9 @@ class FixedRandom:
         return a + (b - a) * self.value
 
 
-def test_xfetch_recomputes_early_on_the_virtual_clock(virtual_clock: VirtualClock, registry: Registry) -> None:
+def test_xfetch_recomputes_early_on_the_virtual_clock(
+    virtual_clock: VirtualClock, registry: Registry
+) -> None:
     rng = FixedRandom(0.5)  # -ln(0.5) ≈ 0.693
     cache = Cache("ev", ttl=100, early_recompute=1.0, clock=virtual_clock, rng=rng, registry=registry)  # type: ignore[arg-type]
     loads: list[float] = []
@@ -307,11 +336,14 @@ def test_xfetch_recomputes_early_on_the_virtual_clock(virtual_clock: VirtualCloc
     assert len(loads) == 1
     virtual_clock.advance(4)  # t=104: 104 + 6.93 = 110.9 ≥ 110 → recompute early, before expiry
     value = cache.get_or_load("k", loader)
-    assert len(loads) == 2 and value == 114
+    assert len(loads) == 2
+    assert value == 114
     assert cache.get("k") == 114
 
 
-async def test_async_xfetch_and_failed_refresh_keeps_value(virtual_clock: VirtualClock, registry: Registry) -> None:
+async def test_async_xfetch_and_failed_refresh_keeps_value(
+    virtual_clock: VirtualClock, registry: Registry
+) -> None:
     rng = FixedRandom(1e-9)  # -ln(U) huge: always recompute
     cache = AsyncCache("ev", ttl=100, early_recompute=1.0, clock=virtual_clock, rng=rng, registry=registry)  # type: ignore[arg-type]
 

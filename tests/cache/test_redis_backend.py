@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from buttress.cache import Cache, AsyncCache, SerializationError
+from buttress.cache import AsyncCache, Cache, SerializationError
 from buttress.cache.backends.memory import MISS
 from buttress.cache.keys import MAX_KEY_BYTES
 from buttress.clock import VirtualClock
@@ -21,7 +21,9 @@ def _errors(registry: Registry, ns: str, kind: str) -> float:
 
 
 def test_redis_only_roundtrip(redis_server, registry: Registry, protocol: int) -> None:
-    cache = Cache("ev", backend=redis_server.url, tiered=False, registry=registry, redis_options={"protocol": protocol})
+    cache = Cache(
+        "ev", backend=redis_server.url, tiered=False, registry=registry, redis_options={"protocol": protocol}
+    )
     try:
         cache.set("a", {"x": [1, 2]})
         assert cache.get("a") == {"x": [1, 2]}
@@ -41,7 +43,9 @@ def test_redis_only_roundtrip(redis_server, registry: Registry, protocol: int) -
 
 
 async def test_async_redis_roundtrip(redis_server, registry: Registry, protocol: int) -> None:
-    cache = AsyncCache("ev", backend=redis_server.url, tiered=False, registry=registry, redis_options={"protocol": protocol})
+    cache = AsyncCache(
+        "ev", backend=redis_server.url, tiered=False, registry=registry, redis_options={"protocol": protocol}
+    )
     try:
         await cache.set("a", 1, ttl=30)
         assert await cache.get("a") == 1
@@ -79,7 +83,9 @@ def test_corrupt_and_foreign_entries_are_counted_misses(redis_server, registry: 
         raw.set("buttress:ev:1:-:junk", b"not a frame")
         raw.set("buttress:ev:1:-:bad", b"\xb7\x01\x00p\x80\x05garbage")
         raw.rpush("buttress:ev:1:-:list", b"x")  # wrong Redis type
-        json_cache = Cache("ev", backend=redis_server.url, tiered=False, serializer="json", registry=Registry())
+        json_cache = Cache(
+            "ev", backend=redis_server.url, tiered=False, serializer="json", registry=Registry()
+        )
         json_cache.set("j", [1])  # written by a JSON namespace, read by a pickle one: foreign
         json_cache.close()
         assert cache.get("junk") is None
@@ -107,7 +113,9 @@ def test_long_and_odd_keys_are_hashed(redis_server, registry: Registry) -> None:
         for key in raw.keys("*"):
             text = key.decode()
             assert len(text) <= MAX_KEY_BYTES + 100
-            assert text.isascii() and " " not in text and "\n" not in text
+            assert text.isascii()
+            assert " " not in text
+            assert "\n" not in text
             assert text.startswith("buttress:ev:1:-:")
         with pytest.raises(Exception, match="must be str"):
             cache.set(("tuple", 1), 1)
@@ -129,7 +137,9 @@ class EventV2:
 def test_other_schema_or_version_entries_are_misses(redis_server, registry: Registry) -> None:
     v1 = Cache("ev", backend=redis_server.url, tiered=False, schema=EventV1, registry=registry)
     v2 = Cache("ev", backend=redis_server.url, tiered=False, schema=EventV2, registry=Registry())
-    v1b = Cache("ev", backend=redis_server.url, tiered=False, schema=EventV1, version="2", registry=Registry())
+    v1b = Cache(
+        "ev", backend=redis_server.url, tiered=False, schema=EventV1, version="2", registry=Registry()
+    )
     try:
         v1.set("e", EventV1("py"))
         assert v1.get("e") == EventV1("py")
@@ -157,7 +167,9 @@ def test_tags_against_redis_without_l1(redis_server, registry: Registry) -> None
 
 
 def test_redis_stopped_mid_test_callers_get_loader_results(redis_server, registry: Registry) -> None:
-    cache = Cache("ev", backend=redis_server.url, tiered=False, down_for=0.0, socket_timeout=0.5, registry=registry)
+    cache = Cache(
+        "ev", backend=redis_server.url, tiered=False, down_for=0.0, socket_timeout=0.5, registry=registry
+    )
     loads = []
 
     def loader() -> str:

@@ -41,22 +41,27 @@ def test_write_in_one_process_evicts_l1_in_another(redis_server, registry: Regis
                 child.kill()
         assert done["invisible"] is True
         assert done["now"] == "v2"
-        assert isinstance(done["delay"], float) and done["delay"] >= 0  # measured; reported in docs
+        assert isinstance(done["delay"], float)
+        assert done["delay"] >= 0
     finally:
         writer.close()
 
 
-def test_two_caches_one_process_delete_and_tag_propagate(redis_server, registry: Registry, protocol: int) -> None:
+def test_two_caches_one_process_delete_and_tag_propagate(
+    redis_server, registry: Registry, protocol: int
+) -> None:
     opts = {"backend": redis_server.url, "redis_options": {"protocol": protocol}}
     a = Cache("ev", registry=registry, **opts)  # type: ignore[arg-type]
     b = Cache("ev", registry=Registry(), **opts)  # type: ignore[arg-type]
     try:
         a.set("x", 1, tags=["speakers"])
         a.set("y", 2)
-        assert b.get("x") == 1 and b.get("y") == 2
+        assert b.get("x") == 1
+        assert b.get("y") == 2
         tiered_b = b.core.tiered
         store_b = b.core.store
-        assert tiered_b is not None and store_b is not None
+        assert tiered_b is not None
+        assert store_b is not None
         a.delete("y")
         assert tiered_b.wait_for(lambda: store_b.peek("y") is None, timeout=10)
         assert b.get("y") is None
@@ -75,7 +80,8 @@ def test_read_invalidate_race_guard(redis_server, registry: Registry) -> None:
     cache = Cache("ev", backend=redis_server.url, registry=registry)
     tiered = cache.core.tiered
     store = cache.core.store
-    assert tiered is not None and store is not None
+    assert tiered is not None
+    assert store is not None
     try:
         cache.set("k", "old")
         store.clear()
@@ -102,7 +108,8 @@ def test_l1_flushed_on_reconnect_and_serves_during_outage(redis_server, registry
     cache = Cache("ev", backend=redis_server.url, down_for=0.0, registry=registry)
     tiered = cache.core.tiered
     store = cache.core.store
-    assert tiered is not None and store is not None
+    assert tiered is not None
+    assert store is not None
     try:
         cache.set("k", "v")
         redis_server.stop()
@@ -118,7 +125,9 @@ def test_l1_flushed_on_reconnect_and_serves_during_outage(redis_server, registry
 
 
 async def test_async_tiered_roundtrip(redis_server, registry: Registry, protocol: int) -> None:
-    cache = AsyncCache("ev", backend=redis_server.url, registry=registry, redis_options={"protocol": protocol})
+    cache = AsyncCache(
+        "ev", backend=redis_server.url, registry=registry, redis_options={"protocol": protocol}
+    )
     other = Cache("ev", backend=redis_server.url, registry=Registry(), redis_options={"protocol": protocol})
     try:
         await cache.set("a", 1)

@@ -280,9 +280,9 @@ class Cache(_Face):
                 now = core.clock.time()
                 if now < v.fresh_until:
                     core.metrics.hits.value += 1
-                    if core.beta and core.xfetch(now, v, core.beta, core.random()):
-                        if not self._flight.in_flight(key):
-                            return self._refresh(key, loader, ttl, tags, v.value)
+                    due = core.beta and core.xfetch(now, v, core.beta, core.random())
+                    if due and not self._flight.in_flight(key):
+                        return self._refresh(key, loader, ttl, tags, cast(T, v.value))
                     return cast(T, v.value)
                 if core.serve_stale:
                     stale = v.value
@@ -623,9 +623,9 @@ class AsyncCache(_Face):
                 now = core.clock.time()
                 if now < v.fresh_until:
                     core.metrics.hits.value += 1
-                    if core.beta and core.xfetch(now, v, core.beta, core.random()):
-                        if not self._flight.in_flight(key):
-                            return await self._refresh(key, loader, ttl, tags, v.value)
+                    due = core.beta and core.xfetch(now, v, core.beta, core.random())
+                    if due and not self._flight.in_flight(key):
+                        return await self._refresh(key, loader, ttl, tags, v.value)
                     return cast(T, v.value)
                 if core.serve_stale:
                     stale = v.value

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypedDict
 
-from buttress.cache.backends.memory import MISS, MemoryStore
+from buttress.cache.backends.memory import MemoryStore
 from buttress.cache.invalidation import LocalTags, RedisTags, Tags
 from buttress.cache.keys import check_hashable, namespace_prefix
 from buttress.cache.metrics import CacheMetrics

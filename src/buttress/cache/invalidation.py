@@ -82,10 +82,7 @@ class LocalTags:
     def valid(self, pairs: Pairs) -> bool:
         """Every stamp still current."""
         get = self._stamps.get
-        for tag, stamp in pairs:
-            if get(tag, 0) != stamp:
-                return False
-        return True
+        return all(get(tag, 0) == stamp for tag, stamp in pairs)
 
     async def avalid(self, pairs: Pairs) -> bool:
         """Same as :meth:`valid` (no I/O)."""

@@ -139,4 +139,4 @@ def check_hashable(key: object) -> Hashable:
         raise CacheKeyError(
             f"cache keys must be hashable, got {type(key).__name__}; use a str or a tuple"
         ) from None
-    return key  # type: ignore[return-value]
+    return key

@@ -1,6 +1,6 @@
 """The per-namespace instruments of a cache, created once when the namespace is built.
 
-==================================================== ===========================================================
+==================================================== ========================================================
 ``buttress_cache_requests_total{namespace,result}``  ``result`` = ``hit`` or ``miss`` (reads through the API)
 ``buttress_cache_loads_total{namespace,result}``     loader calls, ``ok`` or ``error``
 ``buttress_cache_load_duration_seconds{namespace}``  loader latency (every load)
@@ -14,7 +14,7 @@
 ``buttress_cache_hit_ratio{namespace}``              gauge, hits / (hits + misses) since start
 ``buttress_cache_entries{namespace}``                gauge, entries held in process
 ``buttress_cache_bytes{namespace}``                  gauge, estimated bytes held in process (store weight)
-==================================================== ===========================================================
+==================================================== ========================================================
 
 Why one memory get in 1024 for the latency sketch: a sketch update plus two clock reads costs more than
 the whole memory hit (≈ 150 ns), so recording every one would more than double it. The sample is taken

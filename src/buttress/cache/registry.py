@@ -150,7 +150,3 @@ def reset() -> None:
             _bus.close()
         _bus = None
 
-
-def default_clock() -> Clock:
-    """The clock namespaces use unless given one."""
-    return SYSTEM_CLOCK

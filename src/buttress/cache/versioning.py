@@ -83,7 +83,7 @@ def _fields(tp: Any) -> list[tuple[str, Any]] | None:
         return [(a.name, a.type) for a in attrs]
     if typing.is_typeddict(tp):
         hints = _hints(tp)
-        required = getattr(tp, "__required_keys__", frozenset())
+        required: frozenset[str] = getattr(tp, "__required_keys__", frozenset())
         return [(f"{name}{'' if name in required else '?'}", hints[name]) for name in hints]
     if issubclass(tp, tuple) and hasattr(tp, "_fields"):  # NamedTuple
         hints = _hints(tp)

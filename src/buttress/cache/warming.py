@@ -148,7 +148,9 @@ def warm(
                 assert error is not None
                 report.failed[w.name] = error
             if on_progress is not None:
-                on_progress(Progress(len(report.loaded) + len(report.failed), len(warmers), w.name, ok, count))
+                on_progress(
+                    Progress(len(report.loaded) + len(report.failed), len(warmers), w.name, ok, count)
+                )
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="buttress-warm") as pool:
         list(pool.map(run, warmers))

@@ -1,1 +1,1 @@
-"""Where cache entries live: in process (:mod:`.memory`), in Redis (:mod:`.redis`), or both (:mod:`.tiered`)."""
+"""Where entries live: in process (:mod:`.memory`), in Redis (:mod:`.redis`), or both (:mod:`.tiered`)."""

@@ -99,8 +99,8 @@ class SQLiteJournal:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL,"
-                " value BLOB NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS journal"
+                " (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, value BLOB NOT NULL)"
             )
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"write-behind journal {self.path} is unreadable: {exc}") from exc
@@ -113,7 +113,9 @@ class SQLiteJournal:
     def pending(self, limit: int) -> list[Row]:
         """The oldest ``limit`` rows."""
         with self._lock:
-            rows = self._conn.execute("SELECT seq, key, value FROM journal ORDER BY seq LIMIT ?", (limit,)).fetchall()
+            rows = self._conn.execute(
+                "SELECT seq, key, value FROM journal ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
         return [(seq, key, bytes(value)) for seq, key, value in rows]
 
     def ack(self, ids: Sequence[Any]) -> None:
@@ -149,7 +151,13 @@ class RedisStreamJournal:
         client: an existing sync redis-py client.
     """
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, stream: str = "buttress:write-behind", client: Any = None):
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        stream: str = "buttress:write-behind",
+        client: Any = None,
+    ):
         from buttress.cache.backends.redis import connect
 
         self.stream = stream
@@ -215,7 +223,9 @@ class WriteBehind:
             raise StoreError(f"interval must be a positive number of seconds, got {interval!r}")
         self.cache = cache
         name = cache.core.name
-        self.journal: Journal = journal if journal is not None else SQLiteJournal(f".buttress/write-behind-{name}.db")
+        self.journal: Journal = (
+            journal if journal is not None else SQLiteJournal(f".buttress/write-behind-{name}.db")
+        )
         if inspect.iscoroutinefunction(writer):
             async_writer = writer
 
@@ -229,10 +239,16 @@ class WriteBehind:
         self.dead_letter = dead_letter
         reg = registry if registry is not None else REGISTRY
         ns = {"namespace": name}
-        self.flushed = reg.counter("buttress_cache_writebehind_flushed", "Writes that reached the source.", ns)
+        self.flushed = reg.counter(
+            "buttress_cache_writebehind_flushed", "Writes that reached the source.", ns
+        )
         self.failures = reg.counter("buttress_cache_writebehind_failures", "Batches the source refused.", ns)
-        self.dead_lettered = reg.counter("buttress_cache_writebehind_dead_lettered", "Writes dead-lettered.", ns)
-        reg.gauge("buttress_cache_writebehind_pending", "Writes waiting for the source.", ns, fn=self._pending)
+        self.dead_lettered = reg.counter(
+            "buttress_cache_writebehind_dead_lettered", "Writes dead-lettered.", ns
+        )
+        reg.gauge(
+            "buttress_cache_writebehind_pending", "Writes waiting for the source.", ns, fn=self._pending
+        )
         self._pending_count = self.journal.count()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -240,7 +256,9 @@ class WriteBehind:
         self._thread: threading.Thread | None = None
         self.last_error: BaseException | None = None
         if start:
-            self._thread = threading.Thread(target=self._run, name=f"buttress-write-behind-{name}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name=f"buttress-write-behind-{name}", daemon=True
+            )
             self._thread.start()
 
     def _pending(self) -> float:

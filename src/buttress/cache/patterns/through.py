@@ -6,7 +6,7 @@ and stores on a miss, with the single-flight, XFetch and lease behaviour of
 
 **Write-through** writes the source first, then the cache. The cases:
 
-==================================== ==========================================================================
+==================================== ======================================================================
 source write fails                   the exception reaches the caller; the cache is not touched (it still
                                      holds what the source still holds)
 source ok, value not serialisable    the key is deleted from the cache (no stale copy), then
@@ -16,7 +16,7 @@ source ok, cache backend unreachable the write is acknowledged (the source has i
                                      value may be served until its TTL ends — from Redis, and from other
                                      processes' L1 copies, whose invalidation message could not be sent.
                                      :attr:`WriteThrough.stale_risk` counts these writes.
-==================================== ==========================================================================
+==================================== ======================================================================
 """
 
 from __future__ import annotations
