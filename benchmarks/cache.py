@@ -170,12 +170,26 @@ def redis_cases(rounds: int, loop: asyncio.AbstractEventLoop, url: str) -> list[
     for k in keys:
         raw.set("raw:" + k, frame)
     raw_keys = ["raw:" + k for k in keys]
-    timers = {"ours": loop_timer(ours.get, [keys]), "redis-py": loop_timer(raw.get, [raw_keys])}
+    # Ours runs with a 1 s socket timeout (a cache must never hang its caller); redis-py's default has
+    # none, and a timeout costs a poll() per socket operation. Both are shown.
+    raw_t = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    timers = {
+        "ours": loop_timer(ours.get, [keys]),
+        "redis-py": loop_timer(raw.get, [raw_keys]),
+        "redis-py-timeout": loop_timer(raw_t.get, [raw_keys]),
+    }
     ns = interleave(timers, rounds, len(keys), empty_loop_timer([keys]))
-    cases = [Case("redis_get_hit_sync", ns["ours"], {"redis-py": ns["redis-py"]})]
+    cases = [
+        Case(
+            "redis_get_hit_sync",
+            ns["ours"],
+            {"redis-py": ns["redis-py"], "redis-py-timeout": ns["redis-py-timeout"]},
+        )
+    ]
 
     aours = AsyncCache("bench-r", backend=url, tiered=False, registry=Registry())
     araw = aredis.Redis.from_url(url)
+    araw_t = aredis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
     cashews = CashewsCache()
     cashews.setup(url)
     host, port = url.split("//")[1].split("/")[0].split(":")
@@ -188,6 +202,7 @@ def redis_cases(rounds: int, loop: asyncio.AbstractEventLoop, url: str) -> list[
         for k in keys:  # warm the connection pools
             await aours.get(k)
             await araw.get("raw:" + k)
+            await araw_t.get("raw:" + k)
 
     loop.run_until_complete(fill())
     c_keys = ["c:" + k for k in keys]
@@ -195,6 +210,7 @@ def redis_cases(rounds: int, loop: asyncio.AbstractEventLoop, url: str) -> list[
     fns = {
         "ours": lambda i: aours.get(keys[i]),
         "redis-py": lambda i: araw.get(raw_keys[i]),
+        "redis-py-timeout": lambda i: araw_t.get(raw_keys[i]),
         "cashews": lambda i: cashews.get(c_keys[i]),
         "aiocache": lambda i: aio.get(a_keys[i]),
     }
@@ -205,13 +221,19 @@ def redis_cases(rounds: int, loop: asyncio.AbstractEventLoop, url: str) -> list[
         Case(
             "redis_get_hit_async",
             ns["ours"],
-            {"redis-py": ns["redis-py"], "cashews": ns["cashews"], "aiocache": ns["aiocache"]},
+            {
+                "redis-py": ns["redis-py"],
+                "redis-py-timeout": ns["redis-py-timeout"],
+                "cashews": ns["cashews"],
+                "aiocache": ns["aiocache"],
+            },
         )
     )
 
     async def close() -> None:
         await aours.aclose()
         await araw.aclose()
+        await araw_t.aclose()
         await aio.close()
         await cashews.close()
 
@@ -220,6 +242,7 @@ def redis_cases(rounds: int, loop: asyncio.AbstractEventLoop, url: str) -> list[
         task.cancel()
     ours.close()
     raw.close()
+    raw_t.close()
     return cases
 
 
