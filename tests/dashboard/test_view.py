@@ -1,0 +1,113 @@
+"""Dashboard numbers: windowed percentiles from cumulative sketches, merged snapshots, live view."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from buttress.dashboard.snapshot import DirectorySource, LocalSource, SnapshotWriter, collect, merge
+from buttress.dashboard.view import LiveView, endpoint_table, window_quantiles
+from buttress.telemetry import EventStream, Registry, Sketch, StateTransition
+
+
+def _naive(values, q):
+    ordered = sorted(values)
+    return ordered[int(q * (len(ordered) - 1))]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    before=st.lists(st.floats(min_value=1e-5, max_value=10.0), max_size=200),
+    after=st.lists(st.floats(min_value=1e-5, max_value=10.0), min_size=1, max_size=200),
+    q=st.sampled_from([0.5, 0.95, 0.99]),
+)
+def test_window_quantiles_are_the_quantiles_of_the_window_within_one_percent(before, after, q):
+    cumulative = Sketch()
+    for v in before:
+        cumulative.add(v)
+    then = cumulative.copy()
+    for v in after:
+        cumulative.add(v)
+    count, (got,) = window_quantiles(cumulative, then, (q,))
+    assert count == len(after)
+    want = _naive(after, q)
+    assert abs(got - want) <= 0.0101 * want
+
+
+def test_an_empty_window_has_no_quantiles():
+    s = Sketch()
+    s.add(0.1)
+    count, qs = window_quantiles(s, s.copy())
+    assert count == 0
+    assert all(math.isnan(x) for x in qs)
+    assert window_quantiles(Sketch(), None)[0] == 0
+
+
+def _registry_with_traffic(n, seed):
+    registry = Registry()
+    rng = random.Random(seed)
+    for _ in range(n):
+        registry.latency(
+            "buttress_http_request_duration_seconds",
+            "",
+            {"route": "/api/v1/events/{code}", "method": "GET", "status_class": "2xx"},
+        ).sketch.add(rng.uniform(0.001, 0.05))
+    registry.counter("buttress_cache_requests", "", {"namespace": "events", "result": "hit"}).value += n
+    registry.counter("buttress_cache_requests", "", {"namespace": "events", "result": "miss"}).value += 1
+    return registry
+
+
+def test_merging_worker_snapshots_is_exact(tmp_path):
+    registries = [_registry_with_traffic(n, seed) for n, seed in ((300, 1), (500, 2))]
+    for i, registry in enumerate(registries):
+        SnapshotWriter(tmp_path, f"worker-{i}", registry=registry, events=EventStream()).write()
+    merged = DirectorySource(tmp_path).read()
+    assert sorted(merged.workers) == ["worker-0", "worker-1"]
+    assert merged.value("buttress_cache_requests", namespace="events", result="hit") == 800
+    together = Sketch()
+    for registry in registries:
+        together.merge(
+            registry.get(
+                "buttress_http_request_duration_seconds",
+                {"route": "/api/v1/events/{code}", "method": "GET", "status_class": "2xx"},
+            ).sketch
+        )
+    (row,) = endpoint_table(merged)
+    assert row["requests"] == 800
+    assert row["p95_ms"] == pytest.approx(together.quantile(0.95) * 1000)
+
+
+def test_snapshots_carry_breaker_transitions(tmp_path):
+    events = EventStream()
+    events.publish(
+        StateTransition(source="circuitbreaker", name="email", from_state="closed", to_state="open")
+    )
+    snap = collect(Registry(), events, worker="w")
+    merged = merge([snap, snap])  # the same event seen twice counts once
+    assert [(e["name"], e["to_state"]) for e in merged.events] == [("email", "open")]
+
+
+def test_live_view_turns_counts_into_rates_over_the_window():
+    registry = _registry_with_traffic(100, 3)
+    now = [1000.0]
+    view = LiveView(LocalSource(registry, EventStream()), window=10.0, clock=lambda: now[0])
+    first = view.tick()
+    assert first["endpoints"][0]["rps"] == 0.0  # no window yet
+    latency = registry.get(
+        "buttress_http_request_duration_seconds",
+        {"route": "/api/v1/events/{code}", "method": "GET", "status_class": "2xx"},
+    )
+    for _ in range(50):
+        latency.sketch.add(0.2)
+    registry.counter("buttress_cache_requests", "", {"namespace": "events", "result": "miss"}).value += 50
+    now[0] += 5.0
+    second = view.tick()
+    row = second["endpoints"][0]
+    assert row["rps"] == pytest.approx(10.0)
+    assert row["p50_ms"] == pytest.approx(200, rel=0.011)  # only the window's requests, all 200 ms
+    assert second["cache"][0]["window_hit_rate"] == 0.0
+    assert second["cache"][0]["hit_rate"] == pytest.approx(100 / 151)
