@@ -1,0 +1,36 @@
+"""The Redis backend through redis+cluster:// and redis+sentinel:// URLs, against real servers."""
+
+from __future__ import annotations
+
+import pytest
+
+from buttress.cache import Cache
+from buttress.telemetry import Registry
+
+
+@pytest.mark.cluster
+def test_cluster_url_roundtrip(redis_cluster, registry: Registry) -> None:
+    cache = Cache("ev", backend=redis_cluster.url, tiered=False, registry=registry)
+    try:
+        cache.set_many({f"k{i}": i for i in range(20)})  # spread over every master
+        assert cache.get_many([f"k{i}" for i in range(20)]) == {f"k{i}": i for i in range(20)}
+        cache.set("t", 1, tags=["x"])
+        cache.invalidate_tag("x")
+        assert cache.get("t") is None
+        assert cache.delete("k1") is True
+        cache.clear()
+        assert cache.get("k2") is None
+    finally:
+        cache.close()
+
+
+@pytest.mark.sentinel
+def test_sentinel_url_roundtrip(redis_sentinel, registry: Registry) -> None:
+    cache = Cache("ev", backend=redis_sentinel.url, registry=registry)
+    try:
+        cache.set("a", {"x": 1})
+        assert cache.get("a") == {"x": 1}
+        assert cache.get_or_load("b", lambda: 2) == 2
+        assert cache.delete("a") is True
+    finally:
+        cache.close()
