@@ -37,7 +37,8 @@ def test_events_filter_sort_and_pages_do_not_overlap(api):
     assert len(set(titles)) == 15
     assert all(2010 <= e["year"] < 2015 and e["status"] == "archived" for e in first["data"] + second["data"])
     topic = c.get("/api/v1/events", params={"filter": json.dumps({"topic": {"contains": "CLOUD"}})}).json()
-    assert topic["data"] and all("cloud" in e["topic"].lower() for e in topic["data"])
+    assert topic["data"]
+    assert all("cloud" in e["topic"].lower() for e in topic["data"])
     assert (
         c.get("/api/v1/events", params={"filter": '{"status": {"in": ["open"]}}'}).json()["pagination"][
             "total"
@@ -82,7 +83,8 @@ def test_event_details_with_includes(api):
     c = api.client()
     plain = c.get("/api/v1/events/batbern42").json()["data"]
     assert plain["code"] == "batbern42"
-    assert "venue" not in plain and "sessions" not in plain
+    assert "venue" not in plain
+    assert "sessions" not in plain
     full = c.get("/api/v1/events/batbern42", params={"include": "venue,sessions,speakers"}).json()["data"]
     assert full["venue"]["city"]
     assert len(full["sessions"]) >= 5
@@ -126,7 +128,8 @@ def test_speakers_list_detail_and_companies(api):
     assert names == sorted(names)
     someone = page["data"][0]
     detail = c.get(f"/api/v1/speakers/{someone['username']}").json()["data"]
-    assert detail["sessions"] and detail["bio"]
+    assert detail["sessions"]
+    assert detail["bio"]
     if someone["company"]:
         company = c.get(f"/api/v1/companies/{someone['company']}").json()["data"]
         assert someone["username"] in company["speakers"]
@@ -140,7 +143,8 @@ def test_company_search(api):
     c = api.client()
     found = c.get("/api/v1/companies/search", params={"q": "Alp"}).json()
     assert found["query"] == "alp"
-    assert found["data"] and all("alp" in (x["display_name"] + x["name"]).lower() for x in found["data"])
+    assert found["data"]
+    assert all("alp" in (x["display_name"] + x["name"]).lower() for x in found["data"])
     assert c.get("/api/v1/companies/search", params={"q": "zzzz"}).json()["data"] == []
     _error(c.get("/api/v1/companies/search", params={"q": "a"}), 400, "invalid_parameter")
     _error(c.get("/api/v1/companies/search"), 400, "invalid_parameter")
