@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from buttress.clock import VirtualClock
 from buttress.slo.engine import MinuteRing, SLOEngine
 from buttress.slo.recorder import HttpRecorder
+from buttress.slo.routes import RouteSelector
 from buttress.slo.schema import DEFAULT_ALERTS
 from buttress.slo.spec import AlertWindow, SLOSpec
-from buttress.slo.routes import RouteSelector
 from buttress.telemetry.events import Alert, EventStream, capture_events
 from buttress.telemetry.notifier import Notifier
 from buttress.telemetry.registry import Registry
@@ -26,7 +26,9 @@ W0 = int(NOV_1 // 60)
 ALERTS = tuple(AlertWindow(a["severity"], a["long"], a["short"], a["burn_rate"]) for a in DEFAULT_ALERTS)
 
 
-def spec(name="api", objective=0.999, *, sli="availability", threshold=None, window=30 * 86400.0, min_traffic=10):
+def spec(
+    name="api", objective=0.999, *, sli="availability", threshold=None, window=30 * 86400.0, min_traffic=10
+):
     return SLOSpec(
         name=name,
         sli=sli,
@@ -49,9 +51,7 @@ def simulate(engine, clock, minutes, errors_at, per_minute=100, name="api"):
 
 
 def transitions(seen):
-    return [
-        (e.severity, e.status, int(e.time // 60) - 1 - W0) for e in seen if isinstance(e, Alert)
-    ]
+    return [(e.severity, e.status, int(e.time // 60) - 1 - W0) for e in seen if isinstance(e, Alert)]
 
 
 @pytest.fixture
@@ -106,14 +106,23 @@ def test_burn_rates_match_a_naive_model(clock):
         engine.record("api", W0 + m, t - b, t)
     for end in range(0, 5000, 61):
         status = engine.status("api", W0 + end)
-        for label, minutes in (("5m", 5), ("30m", 30), ("1h", 60), ("2h", 120), ("6h", 360), ("1d", 1440), ("3d", 4320)):
+        for label, minutes in (
+            ("5m", 5),
+            ("30m", 30),
+            ("1h", 60),
+            ("2h", 120),
+            ("6h", 360),
+            ("1d", 1440),
+            ("3d", 4320),
+        ):
             lo = max(0, end - minutes + 1)
             t, b = sum(totals[lo : end + 1]), sum(bads[lo : end + 1])
             expected = b / t / 0.005 if t else 0.0
             assert status.burn_rates[label] == pytest.approx(expected), (end, label)
         lo = max(0, end - 43200 + 1)
         t, b = sum(totals[lo : end + 1]), sum(bads[lo : end + 1])
-        assert status.total == t and status.good == t - b
+        assert status.total == t
+        assert status.good == t - b
 
 
 def test_min_traffic_guard_keeps_a_quiet_service_from_paging(clock):
@@ -139,8 +148,11 @@ def test_calendar_month_budget_resets_on_the_first(clock):
         engine.record("api", W0 + m, 100, 100)
     october = engine.status("api", W0 - 1)
     november = engine.status("api", W0 + 59)
-    assert october.total == 144000 and october.budget_consumed == pytest.approx(10.0)
-    assert november.total == 6000 and november.budget_remaining == 1.0 and not november.breached
+    assert october.total == 144000
+    assert october.budget_consumed == pytest.approx(10.0)
+    assert november.total == 6000
+    assert november.budget_remaining == 1.0
+    assert not november.breached
     assert october.breached
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import serve_asgi, serve_wsgi
 
 from buttress.slo.middleware import SLOMiddleware, SLOWSGIMiddleware, instrument_flask
 from buttress.slo.recorder import HttpRecorder
 from buttress.telemetry.prometheus import exposition
+from conftest import serve_asgi, serve_wsgi
 
 
 def series(recorder: HttpRecorder) -> dict[tuple[str, str, str], int]:
@@ -140,7 +140,8 @@ async def test_non_http_scopes_pass_through(recorder):
     wrapped = SLOMiddleware(app, recorder)
     await wrapped({"type": "lifespan"}, None, None)
     await wrapped({"type": "websocket", "path": "/ws"}, None, None)
-    assert seen == ["lifespan", "websocket"] and len(recorder) == 0
+    assert seen == ["lifespan", "websocket"]
+    assert len(recorder) == 0
 
 
 def test_bad_exclusion_is_rejected(recorder):

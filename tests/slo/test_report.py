@@ -51,7 +51,8 @@ routes = ["POST /api/v1/registrations"]
 @pytest.fixture(scope="module")
 def history(tmp_path_factory) -> Path:
     """Records November 2026 for an event platform: steady traffic, and a 30-minute outage of the events
-    pages on the 10th. Quiet stretches are recorded every 15 minutes, the outage's surroundings every minute."""
+    pages on the 10th. Quiet stretches are recorded every 15 minutes, the outage's surroundings every
+    minute."""
     folder = tmp_path_factory.mktemp("history")
     (folder / "buttress.toml").write_text(TOML)
     specs = from_config(config.loads(TOML).section("slo"))
@@ -66,9 +67,13 @@ def history(tmp_path_factory) -> Path:
         near = OUTAGE - 3600 <= now < OUTAGE + 8 * 3600
         down = OUTAGE <= now < OUTAGE + 1800
         for _ in range(20):
-            recorder.record("/api/v1/events/{event_id}", "GET", 500 if down else 200, rnd.lognormvariate(-3.5, 0.4))
+            recorder.record(
+                "/api/v1/events/{event_id}", "GET", 500 if down else 200, rnd.lognormvariate(-3.5, 0.4)
+            )
             recorder.record("/api/v1/speakers/{speaker_id}", "GET", 200, rnd.lognormvariate(-3, 0.5))
-        recorder.record("/api/v1/registrations", "POST", 503 if rnd.random() < 0.002 else 201, rnd.lognormvariate(-2, 0.3))
+        recorder.record(
+            "/api/v1/registrations", "POST", 503 if rnd.random() < 0.002 else 201, rnd.lognormvariate(-2, 0.3)
+        )
         if rnd.random() < 0.1:
             recorder.record("<unmatched>", "GET", 404, 0.001)
         clock.advance(60 if near else 900)
@@ -78,20 +83,25 @@ def history(tmp_path_factory) -> Path:
 
 
 def run(*args, cwd: Path):
-    return CliRunner().invoke(cli, ["slo", *args, "--store", str(cwd / "slo.db"), "--config", str(cwd / "buttress.toml")])
+    return CliRunner().invoke(
+        cli, ["slo", *args, "--store", str(cwd / "slo.db"), "--config", str(cwd / "buttress.toml")]
+    )
 
 
 def test_report_json_from_recorded_history(history):
     result = run("report", "--period", "2026-11", "--format", "json", cwd=history)
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["period"] == "2026-11" and data["start"] == "2026-11-01T00:00:00Z"
+    assert data["period"] == "2026-11"
+    assert data["start"] == "2026-11-01T00:00:00Z"
     slos = {s["name"]: s for s in data["slos"]}
     events = slos["events-availability"]
-    assert not events["compliant"] and events["budget_consumed"] > 1  # 30 minutes down blew the budget
+    assert not events["compliant"]
+    assert events["budget_consumed"] > 1
     assert events["total"] - events["good"] == 30 * 20
     speakers = slos["speakers-latency"]
-    assert speakers["compliant"] and speakers["objective"] == 0.95
+    assert speakers["compliant"]
+    assert speakers["objective"] == 0.95
     assert 0.05 < speakers["observed_percentile"] < 0.25
     assert slos["registrations"]["compliant"]
     assert data["compliant"] is False
@@ -103,15 +113,18 @@ def test_report_json_from_recorded_history(history):
         ("GET", "<unmatched>"),
     }
     ev = endpoints[("GET", "/api/v1/events/{event_id}")]
-    assert ev["errors"] == 600 and ev["p50"] < ev["p95"] < ev["p99"]
+    assert ev["errors"] == 600
+    assert ev["p50"] < ev["p95"] < ev["p99"]
     assert data["requests"] == sum(e["requests"] for e in data["endpoints"])
     incidents = [i for i in data["incidents"] if i["slo"] == "events-availability"]
     page = [i for i in incidents if i["severity"] == "page"]
     assert len(page) == 1
     assert page[0]["started"].startswith("2026-11-10T10:0")  # paged within minutes of the outage
-    assert page[0]["ended"] is not None and page[0]["ended"] > "2026-11-10T10:30"
+    assert page[0]["ended"] is not None
+    assert page[0]["ended"] > "2026-11-10T10:30"
     days = data["daily"]
-    assert [d["date"] for d in days][:2] == ["2026-11-01", "2026-11-02"] and len(days) == 30
+    assert [d["date"] for d in days][:2] == ["2026-11-01", "2026-11-02"]
+    assert len(days) == 30
     assert days[9]["errors"] >= 600
 
 
@@ -121,16 +134,21 @@ def test_report_markdown_and_html(history, tmp_path):
     assert result.exit_code == 0, result.output
     md = out.read_text()
     assert md.startswith("# SLA report 2026-11")
-    assert "| events-availability | availability | 99.900 % |" in md and "**not met**" in md
+    assert "| events-availability | availability | 99.900 % |" in md
+    assert "**not met**" in md
     assert "| GET /api/v1/events/{event_id} |" in md
     html_file = tmp_path / "report.html"
     result = run("report", "--period", "2026-11", "--out", str(html_file), cwd=history)
     assert result.exit_code == 0, result.output
     page = html_file.read_text()
-    assert page.count("<svg") == 2 and "Latency per day" in page and "Error budget remaining" in page
+    assert page.count("<svg") == 2
+    assert "Latency per day" in page
+    assert "Error budget remaining" in page
     assert len(re.findall(r"<polyline", page)) >= 6
     # Self-contained: no scripts, no external resources of any kind.
-    assert "<script" not in page and "src=" not in page and "href=" not in page
+    assert "<script" not in page
+    assert "src=" not in page
+    assert "href=" not in page
     assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", page)
 
 
@@ -142,7 +160,8 @@ def test_report_without_data_for_the_period(history):
 
 def test_report_bad_period(history):
     result = run("report", "--period", "November", cwd=history)
-    assert result.exit_code == 2 and "YYYY-MM" in result.output
+    assert result.exit_code == 2
+    assert "YYYY-MM" in result.output
     with pytest.raises(ValueError, match="YYYY-MM"):
         parse_period("2026-13")
 
@@ -157,7 +176,17 @@ def test_build_report_api(history):
 def test_rules_command_writes_rules_and_dashboard(history, tmp_path):
     rules, dash = tmp_path / "rules.yml", tmp_path / "dash.json"
     result = CliRunner().invoke(
-        cli, ["slo", "rules", "--config", str(history / "buttress.toml"), "--out", str(rules), "--dashboard", str(dash)]
+        cli,
+        [
+            "slo",
+            "rules",
+            "--config",
+            str(history / "buttress.toml"),
+            "--out",
+            str(rules),
+            "--dashboard",
+            str(dash),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "slo:sli_error:ratio_rate5m" in rules.read_text()
@@ -168,7 +197,11 @@ def test_check_command_on_history(history, tmp_path):
     # The recorded month is in the virtual past; check evaluates at the real now, where nothing is firing.
     result = run("check", "--json", cwd=history)
     assert result.exit_code == 0, result.output
-    assert [s["name"] for s in json.loads(result.output)] == ["events-availability", "speakers-latency", "registrations"]
+    assert [s["name"] for s in json.loads(result.output)] == [
+        "events-availability",
+        "speakers-latency",
+        "registrations",
+    ]
 
 
 def test_check_command_fails_on_a_breached_slo(tmp_path):
@@ -184,10 +217,15 @@ def test_check_command_fails_on_a_breached_slo(tmp_path):
     result = run("check", "--json", cwd=tmp_path)
     assert result.exit_code == 1, result.output
     statuses = {s["name"]: s for s in json.loads(result.output)}
-    assert statuses["events-availability"]["breached"] and statuses["events-availability"]["firing"] == ["page", "ticket"]
+    assert statuses["events-availability"]["breached"]
+    assert statuses["events-availability"]["firing"] == [
+        "page",
+        "ticket",
+    ]
     assert not statuses["speakers-latency"]["breached"]
     result = run("check", cwd=tmp_path)
-    assert result.exit_code == 1 and "SLOs" in result.output
+    assert result.exit_code == 1
+    assert "SLOs" in result.output
 
 
 def test_import_command(tmp_path):
@@ -196,7 +234,10 @@ def test_import_command(tmp_path):
     assert result.exit_code == 0, result.output
     assert config.loads(result.output).section("slo")[0]["name"] == "requests-availability"
     bad = tmp_path / "bad.yaml"
-    bad.write_text("version: prometheus/v1\nservice: s\nslos:\n  - name: x\n    objective: 100\n    sli: {events: {error_query: a, total_query: b}}\n")
+    bad.write_text(
+        "version: prometheus/v1\nservice: s\nslos:\n  - name: x\n    objective: 100\n"
+        "    sli: {events: {error_query: a, total_query: b}}\n"
+    )
     result = CliRunner().invoke(cli, ["slo", "import", str(bad)])
     assert result.exit_code == 1
     assert "slos[0].objective: must be below 1" in result.output

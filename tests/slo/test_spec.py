@@ -44,13 +44,16 @@ def problems(text: str) -> list[str]:
 def test_toml_specs_load():
     specs = from_config(config.loads(GOOD).section("slo"))
     latency, p95, errors = specs
-    assert latency.sli == "latency" and latency.threshold == 0.1 and latency.objective == 0.99
+    assert latency.sli == "latency"
+    assert latency.threshold == 0.1
+    assert latency.objective == 0.99
     assert latency.window == 30 * 86400
     assert latency.selects("/api/v1/events/{event_id}", "GET")
     assert not latency.selects("/api/v1/events/{event_id}", "POST")
     assert not latency.selects("/api/v1/sessions", "GET")
     assert p95.objective == 0.95
-    assert errors.objective == pytest.approx(0.999) and errors.window == "month"
+    assert errors.objective == pytest.approx(0.999)
+    assert errors.window == "month"
     assert errors.selects("<unmatched>", "GET")  # default routes = ["*"]
     assert [(a.severity, a.long, a.short, a.burn_rate) for a in latency.alerts] == [
         ("page", 3600, 300, 14.4),
@@ -62,8 +65,10 @@ def test_toml_specs_load():
 
 def test_objective_of_one_or_more_is_rejected_with_reason():
     bad = problems('[[slo]]\nname = "a"\nsli = "availability"\nobjective = 1.0\n')
-    assert bad == ["slo[0].objective: must be below 1: an objective of 100 % leaves no error budget "
-                   "(write e.g. 0.999) (got 1.0)"]
+    assert bad == [
+        "slo[0].objective: must be below 1: an objective of 100 % leaves no error budget "
+        "(write e.g. 0.999) (got 1.0)"
+    ]
     assert problems('[[slo]]\nname = "a"\nsli = "availability"\nobjective = 99.9\n') == [
         "slo[0].objective: must be a fraction below 1; write 0.999 for 99.9 % (got 99.9)"
     ]
@@ -84,9 +89,9 @@ def test_empty_route_selectors_are_rejected():
     assert problems('[[slo]]\nname = "a"\nsli = "availability"\nobjective = 0.9\nroutes = ["  "]\n') == [
         "slo[0].routes[0]: a route selector cannot be empty; write \"*\" for every route (got '  ')"
     ]
-    assert problems('[[slo]]\nname = "a"\nsli = "availability"\nobjective = 0.9\nroutes = ["FETCH /x"]\n')[0].startswith(
-        "slo[0].routes[0]: unknown HTTP method 'FETCH'"
-    )
+    assert problems('[[slo]]\nname = "a"\nsli = "availability"\nobjective = 0.9\nroutes = ["FETCH /x"]\n')[
+        0
+    ].startswith("slo[0].routes[0]: unknown HTTP method 'FETCH'")
 
 
 def test_window_shorter_than_alert_windows_is_rejected():
@@ -111,7 +116,7 @@ def test_cross_field_rules_all_reported_at_once():
         'alerts = [{severity = "page", long = "5m", short = "1h", burn_rate = 2}]\n'
     )
     assert bad == [
-        "slo[0].threshold: a latency SLO needs a threshold, e.g. threshold = \"100ms\"",
+        'slo[0].threshold: a latency SLO needs a threshold, e.g. threshold = "100ms"',
         "slo[1].alerts[0].short: must be shorter than long (300 s) (got 3600.0)",
     ]
     bad = problems('[[slo]]\nname = "b"\nsli = "availability"\nthreshold = "1s"\n')
@@ -135,11 +140,18 @@ def test_openslo_sample_imports():
         "speakers-latency",
     ]
     avail = specs["events-availability"]
-    assert (avail.sli, avail.objective, avail.window, avail.service) == ("availability", 0.999, 30 * 86400, "events-api")
-    assert avail.selects("/api/v1/events/{event_id}", "GET") and not avail.selects("/api/v1/speakers", "GET")
+    assert (avail.sli, avail.objective, avail.window, avail.service) == (
+        "availability",
+        0.999,
+        30 * 86400,
+        "events-api",
+    )
+    assert avail.selects("/api/v1/events/{event_id}", "GET")
+    assert not avail.selects("/api/v1/speakers", "GET")
     speakers = specs["speakers-latency"]
     assert (speakers.sli, speakers.threshold, speakers.window) == ("latency", 0.25, "month")
-    assert speakers.selects("/api/v1/speakers/{id}", "GET") and not speakers.selects("/api/v1/speakers/{id}", "PUT")
+    assert speakers.selects("/api/v1/speakers/{id}", "GET")
+    assert not speakers.selects("/api/v1/speakers/{id}", "PUT")
     p95, p99 = specs["registration-latency-p95"], specs["registration-latency-p99"]
     assert (p95.threshold, p95.objective, p99.threshold, p99.objective) == (0.3, 0.95, 0.8, 0.99)
     assert p95.window == 28 * 86400
@@ -149,7 +161,8 @@ def test_openslo_sample_imports():
 def test_sloth_sample_imports():
     specs = {s.name: s for s in load_file(DATA / "sloth-events.yaml")}
     avail = specs["requests-availability"]
-    assert avail.objective == 0.999 and avail.service == "event-platform"
+    assert avail.objective == 0.999
+    assert avail.service == "event-platform"
     assert [str(r) for r in avail.routes] == ["/api/v1/events*", "/api/v1/sessions*"]
     assert avail.labels == {"owner": "platform-team", "tier": "1", "category": "availability"}
     assert [a.severity for a in avail.alerts] == ["page", "page", "ticket", "ticket"]
@@ -158,7 +171,8 @@ def test_sloth_sample_imports():
     assert [str(r) for r in latency.routes] == ["POST /api/v1/registrations"]
     assert [a.severity for a in latency.alerts] == ["ticket", "ticket"]  # page_alert disabled
     legacy = specs["legacy-http-availability"]
-    assert legacy.error_statuses == {"4xx", "5xx"} and legacy.alerts == ()
+    assert legacy.error_statuses == {"4xx", "5xx"}
+    assert legacy.alerts == ()
 
 
 @pytest.mark.parametrize("name", ["openslo-events.yaml", "sloth-events.yaml"])
@@ -236,7 +250,11 @@ slos:
         "slos[0].sli: unknown SLI kind: buttress imports Sloth events SLIs (got ['raw'])",
     ]
     with pytest.raises(ConfigError) as info:
-        load_sloth(text.replace("sli: {raw: {error_ratio_query: \"x\"}}", "sli: {events: {error_query: a, total_query: b}}"))
+        load_sloth(
+            text.replace(
+                'sli: {raw: {error_ratio_query: "x"}}', "sli: {events: {error_query: a, total_query: b}}"
+            )
+        )
     assert [str(p) for p in info.value.problems] == [
         "slos[1].objective: must be below 1: an objective of 100 % leaves no error budget (write e.g. 0.999) "
         "(got 1.0)",

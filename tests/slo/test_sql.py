@@ -18,10 +18,15 @@ from buttress.telemetry.registry import Registry
         ("SELECT * FROM events WHERE id = 42", "SELECT * FROM events WHERE id = ?"),
         ("select *\n  from events -- why\n where id in (1, 2,3)", "select * from events where id in (?)"),
         ("SELECT * FROM t WHERE name = 'O''Brien' AND x = 1.5e3", "SELECT * FROM t WHERE name = ? AND x = ?"),
-        ("SELECT * FROM t WHERE a = %(a)s AND b = %s AND c = :c AND d = $1 AND e = ?",
-         "SELECT * FROM t WHERE a = ? AND b = ? AND c = ? AND d = ? AND e = ?"),
+        (
+            "SELECT * FROM t WHERE a = %(a)s AND b = %s AND c = :c AND d = $1 AND e = ?",
+            "SELECT * FROM t WHERE a = ? AND b = ? AND c = ? AND d = ? AND e = ?",
+        ),
         ("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z');", "INSERT INTO t (a, b) VALUES (?)"),
-        ("SELECT col1, t2.x FROM t2 WHERE t2.x::int > 10 /* c */", "SELECT col1, t2.x FROM t2 WHERE t2.x::int > ?"),
+        (
+            "SELECT col1, t2.x FROM t2 WHERE t2.x::int > 10 /* c */",
+            "SELECT col1, t2.x FROM t2 WHERE t2.x::int > ?",
+        ),
     ],
 )
 def test_fingerprint(sql, expected):
@@ -51,15 +56,21 @@ def check(registry, sql, caplog, *, create):
     assert counts["INSERT INTO speakers (id, name, email) VALUES (?)"] == 1  # executemany: one call
     # Bound and inline literals fold into one fingerprint.
     assert counts["SELECT name FROM speakers WHERE id = ?"] == 6
-    assert registry.value(
-        "buttress_db_queries", {"statement": "SELECT name FROM speakers WHERE id = ?", "outcome": "ok"}
-    ) == 6
+    assert (
+        registry.value(
+            "buttress_db_queries", {"statement": "SELECT name FROM speakers WHERE id = ?", "outcome": "ok"}
+        )
+        == 6
+    )
     # Everything is "slow" at a zero threshold: logged with values redacted.
-    assert sql.slow_queries and all("example.org" not in q.fingerprint for q in sql.slow_queries)
+    assert sql.slow_queries
+    assert all("example.org" not in q.fingerprint for q in sql.slow_queries)
     insert = next(q for q in sql.slow_queries if q.fingerprint.startswith("INSERT"))
     assert insert.parameters == 15
     text = caplog.text
-    assert "parameters redacted" in text and "example.org" not in text and "speaker 1" not in text
+    assert "parameters redacted" in text
+    assert "example.org" not in text
+    assert "speaker 1" not in text
 
 
 def test_sync_sqlite(tmp_path, caplog):
@@ -68,12 +79,18 @@ def test_sync_sqlite(tmp_path, caplog):
     sql = instrument_engine(engine, registry=registry, slow_threshold=0.0)
     with caplog.at_level(logging.WARNING, logger="buttress.slo.sql"):
         exercise_sync(engine)
-    check(registry, sql, caplog, create="CREATE TABLE speakers (id INTEGER PRIMARY KEY, name TEXT, email TEXT)")
+    check(
+        registry, sql, caplog, create="CREATE TABLE speakers (id INTEGER PRIMARY KEY, name TEXT, email TEXT)"
+    )
     with pytest.raises(sa.exc.OperationalError), engine.connect() as conn:
         conn.execute(sa.text("SELECT * FROM no_such_table WHERE id = 3"))
-    assert registry.value(
-        "buttress_db_queries", {"statement": "SELECT * FROM no_such_table WHERE id = ?", "outcome": "error"}
-    ) == 1
+    assert (
+        registry.value(
+            "buttress_db_queries",
+            {"statement": "SELECT * FROM no_such_table WHERE id = ?", "outcome": "error"},
+        )
+        == 1
+    )
     assert sql.slow_queries[-1].failed
     sql.remove()
     with engine.connect() as conn:
@@ -101,7 +118,9 @@ async def test_async_sqlite(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="buttress.slo.sql"):
         await exercise_async(engine)
     await engine.dispose()
-    check(registry, sql, caplog, create="CREATE TABLE speakers (id INTEGER PRIMARY KEY, name TEXT, email TEXT)")
+    check(
+        registry, sql, caplog, create="CREATE TABLE speakers (id INTEGER PRIMARY KEY, name TEXT, email TEXT)"
+    )
 
 
 @pytest.mark.postgres
@@ -112,7 +131,9 @@ def test_sync_postgres(postgres_db, caplog):
     with caplog.at_level(logging.WARNING, logger="buttress.slo.sql"):
         exercise_sync(engine)
     engine.dispose()
-    check(registry, sql, caplog, create="CREATE TABLE speakers (id INTEGER PRIMARY KEY, name TEXT, email TEXT)")
+    check(
+        registry, sql, caplog, create="CREATE TABLE speakers (id INTEGER PRIMARY KEY, name TEXT, email TEXT)"
+    )
 
 
 @pytest.mark.postgres
@@ -123,7 +144,9 @@ async def test_async_postgres(postgres_db, caplog):
     with caplog.at_level(logging.WARNING, logger="buttress.slo.sql"):
         await exercise_async(engine)
     await engine.dispose()
-    check(registry, sql, caplog, create="CREATE TABLE speakers (id INTEGER PRIMARY KEY, name TEXT, email TEXT)")
+    check(
+        registry, sql, caplog, create="CREATE TABLE speakers (id INTEGER PRIMARY KEY, name TEXT, email TEXT)"
+    )
 
 
 def test_fingerprints_are_bounded(tmp_path):

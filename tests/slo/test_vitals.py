@@ -7,11 +7,11 @@ import json
 import httpx
 import numpy as np
 import pytest
-from conftest import serve_asgi
 
 from buttress.clock import VirtualClock
 from buttress.slo.vitals import THRESHOLDS, VitalsCollector, rate, script, vitals_app
 from buttress.telemetry.registry import Registry
+from conftest import serve_asgi
 
 
 def beacon(page="/events/{id}", device="mobile", metrics=None):
@@ -35,7 +35,9 @@ def test_p75_per_page_and_device(served):
     for device, values in (("mobile", lcp_mobile), ("desktop", lcp_desktop)):
         for i, v in enumerate(values):
             metrics = [{"name": "LCP", "value": float(v), "id": f"{device}-lcp-{i}", "rating": "good"}]
-            metrics.append({"name": "CLS", "value": 0.02 if device == "desktop" else 0.3, "id": f"{device}-cls-{i}"})
+            metrics.append(
+                {"name": "CLS", "value": 0.02 if device == "desktop" else 0.3, "id": f"{device}-cls-{i}"}
+            )
             response = client.post("/vitals", json=beacon(device=device, metrics=metrics))
             assert response.status_code == 202, response.text
             assert response.json() == {"accepted": 2, "duplicates": 0}
@@ -48,17 +50,22 @@ def test_p75_per_page_and_device(served):
         assert row["count"] == len(values)
         assert abs(row["p75"] - exact) <= 0.011 * exact  # 1 % sketch error (plus ms/s rounding)
         assert row["rating"] == rate("LCP", row["p75"])  # rated by the server, not the client's claim
-    assert mobile["rating"] in ("needs-improvement", "poor") and desktop["rating"] == "good"
-    assert summary[("CLS", "mobile")]["rating"] == "poor" and summary[("CLS", "desktop")]["rating"] == "good"
+    assert mobile["rating"] in ("needs-improvement", "poor")
+    assert desktop["rating"] == "good"
+    assert summary[("CLS", "mobile")]["rating"] == "poor"
+    assert summary[("CLS", "desktop")]["rating"] == "good"
     ratings = collector.registry.value(
-        "buttress_web_vitals_ratings", {"page": "/events/{id}", "device": "desktop", "metric": "CLS", "rating": "good"}
+        "buttress_web_vitals_ratings",
+        {"page": "/events/{id}", "device": "desktop", "metric": "CLS", "rating": "good"},
     )
     assert ratings == 40
 
 
 def test_duplicate_metric_ids_count_once(served):
     client, collector, _ = served
-    body = beacon(metrics=[{"name": "INP", "value": 180, "id": "v5-1"}, {"name": "TTFB", "value": 300, "id": "v5-2"}])
+    body = beacon(
+        metrics=[{"name": "INP", "value": 180, "id": "v5-1"}, {"name": "TTFB", "value": 300, "id": "v5-2"}]
+    )
     assert client.post("/vitals", json=body).json() == {"accepted": 2, "duplicates": 0}
     assert client.post("/vitals", json=body).json() == {"accepted": 0, "duplicates": 2}
     assert [s.count for s in collector.summary()] == [1, 1]
@@ -69,14 +76,38 @@ def test_malformed_beacons_are_rejected(served):
     cases = [
         (b"{not json", 400, "not valid JSON"),
         (b"[1, 2]", 422, "must be a JSON object"),
-        (json.dumps(beacon(page="events", device="fridge", metrics=[])).encode(), 422,
-         "page must be a path starting with '/' of at most 200 characters; device must be one of mobile, tablet, "
-         "desktop; metrics must be a list of 1 to 10 entries"),
-        (json.dumps(beacon(metrics=[{"name": "XYZ", "value": 1, "id": "a"}])).encode(), 422, "metrics[0].name must be one of"),
-        (json.dumps(beacon(metrics=[{"name": "LCP", "value": -5, "id": "a"}])).encode(), 422, "metrics[0].value must be a number"),
-        (json.dumps(beacon(metrics=[{"name": "CLS", "value": "NaN", "id": "a"}])).encode(), 422, "metrics[0].value"),
-        (json.dumps(beacon(metrics=[{"name": "FCP", "value": 10, "id": ""}])).encode(), 422, "metrics[0].id must be"),
-        (json.dumps({**beacon(metrics=[{"name": "FCP", "value": 10, "id": "x"}]), "cookie": "x"}).encode(), 422, "unknown fields"),
+        (
+            json.dumps(beacon(page="events", device="fridge", metrics=[])).encode(),
+            422,
+            "page must be a path starting with '/' of at most 200 characters; "
+            "device must be one of mobile, tablet, "
+            "desktop; metrics must be a list of 1 to 10 entries",
+        ),
+        (
+            json.dumps(beacon(metrics=[{"name": "XYZ", "value": 1, "id": "a"}])).encode(),
+            422,
+            "metrics[0].name must be one of",
+        ),
+        (
+            json.dumps(beacon(metrics=[{"name": "LCP", "value": -5, "id": "a"}])).encode(),
+            422,
+            "metrics[0].value must be a number",
+        ),
+        (
+            json.dumps(beacon(metrics=[{"name": "CLS", "value": "NaN", "id": "a"}])).encode(),
+            422,
+            "metrics[0].value",
+        ),
+        (
+            json.dumps(beacon(metrics=[{"name": "FCP", "value": 10, "id": ""}])).encode(),
+            422,
+            "metrics[0].id must be",
+        ),
+        (
+            json.dumps({**beacon(metrics=[{"name": "FCP", "value": 10, "id": "x"}]), "cookie": "x"}).encode(),
+            422,
+            "unknown fields",
+        ),
     ]
     for body, status, message in cases:
         clock.advance(1.0)
@@ -111,8 +142,12 @@ def test_a_flooding_client_is_rate_limited(served):
         statuses.append(client.post("/vitals", json=body).status_code)
     assert statuses == [202] * 5 + [429] * 3  # a burst of five, then one per second
     clock.advance(2.0)
-    statuses = [client.post("/vitals", json=beacon(metrics=[{"name": "TTFB", "value": 1, "id": f"later-{i}"}])).status_code
-                for i in range(3)]
+    statuses = [
+        client.post(
+            "/vitals", json=beacon(metrics=[{"name": "TTFB", "value": 1, "id": f"later-{i}"}])
+        ).status_code
+        for i in range(3)
+    ]
     assert statuses == [202, 202, 429]
     assert sum(s.count for s in collector.summary()) == 7
 
@@ -120,22 +155,39 @@ def test_a_flooding_client_is_rate_limited(served):
 def test_script_is_served_and_shipped(served):
     client, _, _ = served
     response = client.get("/vitals.js")
-    assert response.status_code == 200 and response.headers["content-type"].startswith("text/javascript")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
     body = response.content
     assert body == script()
     # Built from web-vitals: the five observers, the endpoint and sendBeacon; no CDN reference.
     text = body.decode()
-    assert "/_buttress/vitals" in text and "sendBeacon" in text
-    for entry_type in ("largest-contentful-paint", "layout-shift", "first-contentful-paint", "navigation", '"event"'):
+    assert "/_buttress/vitals" in text
+    assert "sendBeacon" in text
+    for entry_type in (
+        "largest-contentful-paint",
+        "layout-shift",
+        "first-contentful-paint",
+        "navigation",
+        '"event"',
+    ):
         assert entry_type in text  # the PerformanceObserver entry types behind LCP, CLS, FCP, TTFB and INP
-    assert "http://" not in text and "https://" not in text
+    assert "http://" not in text
+    assert "https://" not in text
     assert len(body) < 20_000
 
 
 def test_thresholds_and_ratings():
-    assert THRESHOLDS["LCP"] == (2500, 4000) and THRESHOLDS["INP"] == (200, 500)
-    assert THRESHOLDS["CLS"] == (0.1, 0.25) and THRESHOLDS["FCP"] == (1800, 3000) and THRESHOLDS["TTFB"] == (800, 1800)
-    assert [rate("LCP", v) for v in (2500, 2501, 4000, 4001)] == ["good", "needs-improvement", "needs-improvement", "poor"]
+    assert THRESHOLDS["LCP"] == (2500, 4000)
+    assert THRESHOLDS["INP"] == (200, 500)
+    assert THRESHOLDS["CLS"] == (0.1, 0.25)
+    assert THRESHOLDS["FCP"] == (1800, 3000)
+    assert THRESHOLDS["TTFB"] == (800, 1800)
+    assert [rate("LCP", v) for v in (2500, 2501, 4000, 4001)] == [
+        "good",
+        "needs-improvement",
+        "needs-improvement",
+        "poor",
+    ]
 
 
 def test_pages_are_bounded():

@@ -68,11 +68,14 @@ def _specs(config_file: Path | None, spec_files: tuple[Path, ...]) -> list[SLOSp
     names = [s.name for s in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        err_console.print(f"[red]error:[/] SLO names must be unique; repeated: {', '.join(dupes)}", highlight=False)
+        err_console.print(
+            f"[red]error:[/] SLO names must be unique; repeated: {', '.join(dupes)}", highlight=False
+        )
         raise SystemExit(1)
     if not specs:
         err_console.print(
-            "[red]error:[/] no SLOs: add [[slo]] tables to buttress.toml or pass --spec FILE.", highlight=False
+            "[red]error:[/] no SLOs: add [[slo]] tables to buttress.toml or pass --spec FILE.",
+            highlight=False,
         )
         raise SystemExit(2)
     return specs
@@ -104,14 +107,26 @@ def _write(text: str, out: Path | None) -> None:
 @_config_option
 @_spec_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Rules file (default: stdout).")
-@click.option("--dashboard", type=click.Path(dir_okay=False, path_type=Path), help="Also write a Grafana dashboard JSON.")
-def rules(config_file: Path | None, spec_files: tuple[Path, ...], out: Path | None, dashboard: Path | None) -> None:
+@click.option(
+    "--dashboard",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a Grafana dashboard JSON.",
+)
+def rules(
+    config_file: Path | None, spec_files: tuple[Path, ...], out: Path | None, dashboard: Path | None
+) -> None:
     """Write Sloth-compatible Prometheus recording and alerting rules (and a Grafana dashboard).
 
     Latency SLOs read the histogram bucket at their threshold: export with
     register(bounds=histogram_bounds(specs)) so those buckets exist.
     """
-    from buttress.slo.rules import EXPORTED_METRICS, check_expressions, grafana_dashboard, prometheus_rules, rules_yaml
+    from buttress.slo.rules import (
+        EXPORTED_METRICS,
+        check_expressions,
+        grafana_dashboard,
+        prometheus_rules,
+        rules_yaml,
+    )
 
     specs = _specs(config_file, spec_files)
     groups = prometheus_rules(specs)["groups"]
@@ -158,7 +173,12 @@ def report(
     except (MeasureError, StoreError) as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False, markup=False)
         raise SystemExit(2) from None
-    text = {"html": result.to_html, "md": result.to_markdown, "json": lambda: report_json(result) + "\n"}[fmt]()
+    if fmt == "html":
+        text = result.to_html()
+    elif fmt == "md":
+        text = result.to_markdown()
+    else:
+        text = report_json(result) + "\n"
     _write(text, out)
 
 
@@ -182,7 +202,9 @@ def check(store_path: Path, config_file: Path | None, spec_files: tuple[Path, ..
     assert isinstance(store, HistoryStore)
     try:
         # A throwaway engine warmed from the history; nothing is written back.
-        monitor = SLOMonitor(specs, HttpRecorder(Registry()), store=None, events=EventStream(), registry=Registry())
+        monitor = SLOMonitor(
+            specs, HttpRecorder(Registry()), store=None, events=EventStream(), registry=Registry()
+        )
         span = store.span()
         now = monitor.clock.time()
         for minute, samples in store.minutes(now - max(s.window_seconds for s in specs) - 60, now):
@@ -219,7 +241,9 @@ def check(store_path: Path, config_file: Path | None, spec_files: tuple[Path, ..
 
 @command.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["openslo", "sloth"]), help="Input format (default: detect).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["openslo", "sloth"]), help="Input format (default: detect)."
+)
 def import_(file: Path, fmt: str | None) -> None:
     """Print [[slo]] tables for buttress.toml from an OpenSLO v1 or Sloth prometheus/v1 YAML FILE."""
     try:

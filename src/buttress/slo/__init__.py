@@ -17,11 +17,16 @@ Third-party integrations (Starlette, SQLAlchemy, PyYAML) are imported only by th
 """
 
 from buttress.slo.engine import SLOEngine, SLOStatus
+from buttress.slo.journeys import Journeys
 from buttress.slo.middleware import DjangoSLOMiddleware, SLOMiddleware, SLOWSGIMiddleware, instrument_flask
 from buttress.slo.monitor import SLOMonitor
 from buttress.slo.recorder import RECORDER, HttpRecorder
+from buttress.slo.report import build_report
+from buttress.slo.rules import grafana_dashboard, prometheus_rules
 from buttress.slo.spec import AlertWindow, SLOSpec, from_config, load_file, load_openslo, load_sloth, to_toml
+from buttress.slo.sql import instrument_engine
 from buttress.slo.store import HistoryCorruptError, HistoryStore
+from buttress.slo.vitals import vitals_app
 
 __all__ = [
     "RECORDER",

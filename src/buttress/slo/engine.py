@@ -29,7 +29,7 @@ import datetime as _dt
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.slo.recorder import SeriesSample
@@ -208,12 +208,16 @@ class _Tracked:
 
     def __init__(self, spec: SLOSpec, registry: Registry) -> None:
         self.spec = spec
-        longest = max([*BURN_WINDOWS, *(int(a.long // 60) for a in spec.alerts), int(spec.window_seconds // 60)])
+        longest = max(
+            [*BURN_WINDOWS, *(int(a.long // 60) for a in spec.alerts), int(spec.window_seconds // 60)]
+        )
         self.ring = MinuteRing(longest + 1)
         self.windows = tuple((format_duration(w * 60.0), w) for w in BURN_WINDOWS)
         labels = {"slo": spec.name}
         self.gauges: dict[str, Gauge] = {
-            "remaining": registry.gauge("buttress_slo_error_budget_remaining", "Share of error budget left", labels),
+            "remaining": registry.gauge(
+                "buttress_slo_error_budget_remaining", "Share of error budget left", labels
+            ),
             "sli": registry.gauge("buttress_slo_sli", "Good share of requests in the SLO window", labels),
             "objective": registry.gauge("buttress_slo_objective", "The SLO's objective", labels),
         }
@@ -388,7 +392,9 @@ class SLOEngine:
             alerts=alerts,
         )
 
-    def _announce(self, spec: SLOSpec, severity: str, state: AlertState, status: SLOStatus, at: float) -> None:
+    def _announce(
+        self, spec: SLOSpec, severity: str, state: AlertState, status: SLOStatus, at: float
+    ) -> None:
         if state.firing:
             held = [c for c in state.conditions if c[3]]
             a, long_burn, short_burn, _ = held[0]
@@ -398,9 +404,10 @@ class SLOEngine:
                 f"(threshold {a.burn_rate:g}x); {status.budget_remaining:.1%} of the budget is left."
             )
         else:
-            summary = f"SLO {spec.name} {severity} alert resolved; {status.budget_remaining:.1%} of the budget is left."
+            left = status.budget_remaining
+            summary = f"SLO {spec.name} {severity} alert resolved; {left:.1%} of the budget is left."
         labels = {"slo": spec.name, "service": spec.service, "severity": severity, **dict(spec.labels)}
-        status_word = "firing" if state.firing else "resolved"
+        status_word: Literal["firing", "resolved"] = "firing" if state.firing else "resolved"
         self.events.publish(
             Alert(
                 source="slo",

@@ -42,7 +42,9 @@ class _Exclusions:
         patterns = list(patterns)
         for p in patterns:
             if not isinstance(p, str) or not p.startswith("/"):
-                raise ValueError(f"excluded paths must start with '/', e.g. '/metrics' or '/health*'; got {p!r}")
+                raise ValueError(
+                    f"excluded paths must start with '/', e.g. '/metrics' or '/health*'; got {p!r}"
+                )
         self.exact = frozenset(p for p in patterns if not p.endswith("*"))
         self.prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
 
@@ -51,7 +53,9 @@ class _Exclusions:
 
 
 class SLOMiddleware:
-    """Pure ASGI middleware recording ``buttress_http_request_duration_seconds`` and ``buttress_http_requests``.
+    """Pure ASGI middleware recording request latency and counts per route template.
+
+    The series are ``buttress_http_request_duration_seconds`` and ``buttress_http_requests``.
 
     Args:
         app: the ASGI application (a Starlette or FastAPI app, or anything that sets ``scope["route"]``).
@@ -77,6 +81,7 @@ class SLOMiddleware:
         self.excluded = _Exclusions(exclude)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI call, recording it when it is an HTTP request."""
         if scope["type"] != "http" or self.excluded(scope["path"]):
             await self.app(scope, receive, send)
             return
@@ -164,6 +169,7 @@ class SLOWSGIMiddleware:
         self.route_of = route_of
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Serve one WSGI call and record it."""
         if self.excluded(environ.get("PATH_INFO", "")):
             return self.app(environ, start_response)
         status = 500
@@ -192,7 +198,9 @@ class SLOWSGIMiddleware:
             series.minute.add(elapsed)
 
 
-def instrument_flask(app: Any, recorder: HttpRecorder | None = None, *, exclude: Iterable[str] = ("/metrics",)) -> Any:
+def instrument_flask(
+    app: Any, recorder: HttpRecorder | None = None, *, exclude: Iterable[str] = ("/metrics",)
+) -> Any:
     """Wrap a Flask app's ``wsgi_app`` with :class:`SLOWSGIMiddleware`; returns the app.
 
     A ``teardown_request`` hook (which Flask runs for every request, failed ones included) copies
@@ -235,6 +243,7 @@ class DjangoSLOMiddleware:
         self.recorder = recorder if recorder is not None else RECORDER
 
     def __call__(self, request: Any) -> Any:
+        """Serve one Django request and record it."""
         status = 500
         begin = perf_counter()
         try:

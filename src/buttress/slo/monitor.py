@@ -113,6 +113,6 @@ class SLOMonitor:
                 log.exception("SLO monitor tick failed")
 
     def stop(self) -> None:
-        """Stop the thread after its current sleep (at most a minute) — it is a daemon, so exit is not held."""
+        """Stop the thread after its current sleep (at most a minute); it is a daemon, so exit is not held."""
         self._stop.set()
         self._thread = None

@@ -119,12 +119,18 @@ class HttpRecorder:
             cls = status_class(status)
             # Another key may already map to the same labels (an overflowed route, an odd method).
             for existing in self._all:
-                if (existing.route, existing.method, existing.status_class) == (label_route, label_method, cls):
+                if (existing.route, existing.method, existing.status_class) == (
+                    label_route,
+                    label_method,
+                    cls,
+                ):
                     self.cache[key] = existing
                     return existing
             labels = {"route": label_route, "method": label_method, "status_class": cls}
             requests = self.registry.counter(REQUESTS_METRIC, "HTTP requests by route template", labels)
-            latency = self.registry.latency(DURATION_METRIC, "HTTP request duration by route template", labels)
+            latency = self.registry.latency(
+                DURATION_METRIC, "HTTP request duration by route template", labels
+            )
             created = HttpSeries(label_route, label_method, cls, requests, latency.sketch)
             self._all.append(created)
             self.cache[key] = created

@@ -48,7 +48,9 @@ def parse_period(text: str) -> tuple[float, float]:
         if not 1 <= month <= 12 or len(text) != 7:
             raise ValueError
     except ValueError:
-        raise ValueError(f"a period is a calendar month written YYYY-MM, e.g. 2026-11; got {text!r}") from None
+        raise ValueError(
+            f"a period is a calendar month written YYYY-MM, e.g. 2026-11; got {text!r}"
+        ) from None
     start = dt.datetime(year, month, 1, tzinfo=dt.UTC)
     days = calendar.monthrange(year, month)[1]
     return start.timestamp(), (start + dt.timedelta(days=days)).timestamp()
@@ -165,10 +167,17 @@ class Report:
                 f"| {s.name} | {_sli_text(s)} | {_pct(s.objective)} | {_pct(s.sli_value)}{_observed(s)} | "
                 f"{s.budget_consumed:.1%} | {s.incidents} | {'met' if s.compliant else '**not met**'} |"
             )
-        out += ["", "## Endpoints", "", "| endpoint | requests | error rate | P50 | P95 | P99 |", "|---|---|---|---|---|---|"]
+        out += [
+            "",
+            "## Endpoints",
+            "",
+            "| endpoint | requests | error rate | P50 | P95 | P99 |",
+            "|---|---|---|---|---|---|",
+        ]
         for e in self.endpoints:
             out.append(
-                f"| {e.method} {e.route} | {e.requests:,} | {e.error_rate:.3%} | {_ms(e.p50)} | {_ms(e.p95)} | "
+                f"| {e.method} {e.route} | {e.requests:,} | {e.error_rate:.3%} | {_ms(e.p50)} | "
+                f"{_ms(e.p95)} | "
                 f"{_ms(e.p99)} |"
             )
         out += ["", "## Incidents", ""]
@@ -203,7 +212,8 @@ class Report:
         incidents = (
             "".join(
                 f"<tr><td>{e(i.slo)}</td><td>{e(i.severity)}</td><td>{_iso(i.started)}</td>"
-                f"<td>{'still firing' if i.ended is None else _iso(i.ended)}</td><td>{_human(self._duration(i))}</td>"
+                f"<td>{'still firing' if i.ended is None else _iso(i.ended)}</td>"
+                f"<td>{_human(self._duration(i))}</td>"
                 f"<td>{e(i.summary)}</td></tr>"
                 for i in self.incidents
             )
@@ -215,7 +225,11 @@ class Report:
             days,
             [
                 (name, color, [d[key] * 1000 if d[key] is not None else None for d in self.daily])
-                for name, key, color in (("P50", "p50", "#4c78a8"), ("P95", "p95", "#f58518"), ("P99", "p99", "#e45756"))
+                for name, key, color in (
+                    ("P50", "p50", "#4c78a8"),
+                    ("P95", "p95", "#f58518"),
+                    ("P99", "p99", "#e45756"),
+                )
             ],
             unit="ms",
         )
@@ -250,11 +264,13 @@ _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>SLA report {period}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
-body{{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1000px;color:#222;padding:0 1em}}
+body{{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1000px;
+color:#222;padding:0 1em}}
 h1{{margin-bottom:.2em}} .sub{{color:#666}} table{{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}}
 th,td{{text-align:left;padding:.35em .6em;border-bottom:1px solid #e3e3e3}} th{{background:#f6f6f6}}
 td.ok{{color:#1b7f3b;font-weight:600}} td.bad,.bad{{color:#b3261e;font-weight:600}} .ok{{color:#1b7f3b}}
-.cards{{display:flex;gap:1em;margin:1em 0}} .card{{flex:1;border:1px solid #e3e3e3;border-radius:6px;padding:.8em}}
+.cards{{display:flex;gap:1em;margin:1em 0}}
+.card{{flex:1;border:1px solid #e3e3e3;border-radius:6px;padding:.8em}}
 .card b{{display:block;font-size:1.6em}} svg{{width:100%;height:auto;margin-bottom:1em}}
 </style></head><body>
 <h1>SLA report {period}</h1>
@@ -263,7 +279,8 @@ td.ok{{color:#1b7f3b;font-weight:600}} td.bad,.bad{{color:#b3261e;font-weight:60
 <div class="card">Availability<b>{availability}</b></div>
 <div class="card">Verdict<b class="{verdict_class}">{verdict}</b></div></div>
 <h2>Objectives</h2>
-<table><tr><th>SLO</th><th>SLI</th><th>objective</th><th>achieved</th><th>budget consumed</th><th>incidents</th><th>verdict</th></tr>
+<table><tr><th>SLO</th><th>SLI</th><th>objective</th><th>achieved</th><th>budget consumed</th>
+<th>incidents</th><th>verdict</th></tr>
 {slo_rows}</table>
 {budget_chart}
 <h2>Endpoints</h2>
@@ -311,20 +328,29 @@ def line_chart(
         return top + plot_h * (1 - (v - lo) / (hi - lo))
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" aria-label="{e(title)}">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{e(title)}">',
         f'<text x="{left}" y="18" font-size="14" font-weight="600">{e(title)}</text>',
     ]
     for t in ticks:
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eee"/>')
         parts.append(
-            f'<text x="{left - 6}" y="{y(t) + 4:.1f}" font-size="11" text-anchor="end">{_tick(t)}{e(unit)}</text>'
+            f'<line x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eee"/>'
+        )
+        parts.append(
+            f'<text x="{left - 6}" y="{y(t) + 4:.1f}" font-size="11" text-anchor="end">'
+            f"{_tick(t)}{e(unit)}</text>"
         )
     if zero_line and lo < 0 < hi:
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#b3261e"/>')
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#b3261e"/>'
+        )
     step = max(1, math.ceil(n / 16))
     for i, label in enumerate(labels):
         if i % step == 0:
-            parts.append(f'<text x="{x(i):.1f}" y="{height - bottom + 16}" font-size="11" text-anchor="middle">{e(label)}</text>')
+            parts.append(
+                f'<text x="{x(i):.1f}" y="{height - bottom + 16}" font-size="11" text-anchor="middle">'
+                f"{e(label)}</text>"
+            )
     parts.append(
         f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}" stroke="#999"/>'
         f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#999"/>'
@@ -338,7 +364,9 @@ def line_chart(
                 segments[-1].append(f"{x(i):.1f},{y(v):.1f}")
         for seg in segments:
             if len(seg) > 1:
-                parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(seg)}"/>')
+                parts.append(
+                    f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(seg)}"/>'
+                )
             elif seg:
                 cx, cy = seg[0].split(",")
                 parts.append(f'<circle cx="{cx}" cy="{cy}" r="2.5" fill="{color}"/>')
@@ -431,7 +459,9 @@ def build_report(store: HistoryStore, specs: Sequence[SLOSpec], period: str) -> 
         bad_so_far = 0.0
         for d, (g, t) in enumerate(cells):
             bad_so_far += t - g
-            remaining.append((_iso(start + d * _DAY)[:10], 1.0 - bad_so_far / allowance if allowance else 1.0))
+            remaining.append(
+                (_iso(start + d * _DAY)[:10], 1.0 - bad_so_far / allowance if allowance else 1.0)
+            )
         observed = None
         if spec.sli == "latency":
             merged = Sketch()

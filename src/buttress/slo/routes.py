@@ -68,12 +68,15 @@ class RouteSelector:
             unknown = [m for m in names if m not in METHODS and m != "*"]
             if unknown or not all(names):
                 raise ValueError(
-                    f"unknown HTTP method {parts[0]!r} in route selector; use one of {', '.join(sorted(METHODS))}"
+                    f"unknown HTTP method {parts[0]!r} in route selector; "
+                    f"use one of {', '.join(sorted(METHODS))}"
                 )
             methods = frozenset() if "*" in names else frozenset(names)
         pattern = parts[-1]
-        if not (pattern.startswith("/") or pattern.startswith("*") or pattern == UNMATCHED):
-            raise ValueError(f"route pattern {pattern!r} must start with '/' or '*' (it matches route templates)")
+        if not (pattern.startswith(("/", "*")) or pattern == UNMATCHED):
+            raise ValueError(
+                f"route pattern {pattern!r} must start with '/' or '*' (it matches route templates)"
+            )
         return cls(methods, pattern, re.compile(glob_to_regex(pattern)))
 
     def matches(self, route: str, method: str) -> bool:

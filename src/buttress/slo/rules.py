@@ -163,7 +163,11 @@ def prometheus_rules(specs: Iterable[SLOSpec]) -> dict[str, Any]:
         on = "on(sloth_id, sloth_slo, sloth_service) group_left"
         meta_rules = [
             {"record": "slo:objective:ratio", "expr": f"vector({_number(spec.objective)})", "labels": common},
-            {"record": "slo:error_budget:ratio", "expr": f"vector(1-{_number(spec.objective)})", "labels": common},
+            {
+                "record": "slo:error_budget:ratio",
+                "expr": f"vector(1-{_number(spec.objective)})",
+                "labels": common,
+            },
             {"record": "slo:time_period:days", "expr": f"vector({_number(days)})", "labels": common},
             {
                 "record": "slo:current_burn_rate:ratio",
@@ -221,7 +225,7 @@ def prometheus_rules(specs: Iterable[SLOSpec]) -> dict[str, Any]:
                             "budget burn rate is too fast."
                         ),
                         "summary": (
-                            f"{{{{$labels.sloth_service}}}} {{{{$labels.sloth_slo}}}} SLO error budget burn rate "
+                            "{{$labels.sloth_service}} {{$labels.sloth_slo}} SLO error budget burn rate "
                             f"is over the expected {severity} threshold."
                         ),
                     },
@@ -286,9 +290,13 @@ def rules_yaml(specs: Iterable[SLOSpec]) -> str:
 # --------------------------------------------------------------------------------------------------------
 
 
-def grafana_dashboard(specs: Sequence[SLOSpec], *, title: str = "buttress SLOs", uid: str = "buttress-slo") -> dict[str, Any]:
-    """A Grafana dashboard (JSON model) with, per SLO: remaining budget, SLI, burn rate and the latency
-    percentiles of its routes; and per route: request rate, error ratio and P50/P95/P99.
+def grafana_dashboard(
+    specs: Sequence[SLOSpec], *, title: str = "buttress SLOs", uid: str = "buttress-slo"
+) -> dict[str, Any]:
+    """A Grafana dashboard (JSON model) for ``specs``.
+
+    Per SLO: remaining budget, SLI, burn rate and the latency percentiles of its routes; per route:
+    request rate, error ratio and P99.
 
     The queries read the recorded ``slo:*`` series and the exported histogram; the data source is a
     dashboard variable so the JSON imports into any Grafana with a Prometheus data source.
@@ -297,7 +305,9 @@ def grafana_dashboard(specs: Sequence[SLOSpec], *, title: str = "buttress SLOs",
     panels: list[dict[str, Any]] = []
     y = 0
 
-    def panel(kind: str, name: str, targets: list[tuple[str, str]], x: int, w: int, unit: str, **extra: Any) -> None:
+    def panel(
+        kind: str, name: str, targets: list[tuple[str, str]], x: int, w: int, unit: str, **extra: Any
+    ) -> None:
         panels.append(
             {
                 "id": len(panels) + 1,
@@ -317,12 +327,32 @@ def grafana_dashboard(specs: Sequence[SLOSpec], *, title: str = "buttress SLOs",
     for spec in specs:
         sel = _selector(_ids(spec))
         panels.append(
-            {"id": len(panels) + 1, "type": "row", "title": f"SLO {spec.name}", "collapsed": False,
-             "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "panels": []}  # fmt: skip
+            {
+                "id": len(panels) + 1,
+                "type": "row",
+                "title": f"SLO {spec.name}",
+                "collapsed": False,
+                "gridPos": {"x": 0, "y": y, "w": 24, "h": 1},
+                "panels": [],
+            }
         )
         y += 1
-        panel("stat", "Error budget remaining", [(f"slo:period_error_budget_remaining:ratio{sel}", "remaining")], 0, 6, "percentunit")
-        panel("timeseries", "SLI (5m)", [(f"1 - slo:sli_error:ratio_rate5m{sel}", "SLI"), (f"slo:objective:ratio{sel}", "objective")], 6, 6, "percentunit")
+        panel(
+            "stat",
+            "Error budget remaining",
+            [(f"slo:period_error_budget_remaining:ratio{sel}", "remaining")],
+            0,
+            6,
+            "percentunit",
+        )
+        panel(
+            "timeseries",
+            "SLI (5m)",
+            [(f"1 - slo:sli_error:ratio_rate5m{sel}", "SLI"), (f"slo:objective:ratio{sel}", "objective")],
+            6,
+            6,
+            "percentunit",
+        )
         panel(
             "timeseries",
             "Burn rate",
@@ -332,12 +362,16 @@ def grafana_dashboard(specs: Sequence[SLOSpec], *, title: str = "buttress SLOs",
             "none",
         )
         routes = " or ".join(
-            f"rate({DURATION_METRIC}_bucket{{{','.join(s.promql_matchers())}}}[$__rate_interval])" for s in spec.routes
+            f"rate({DURATION_METRIC}_bucket{{{','.join(s.promql_matchers())}}}[$__rate_interval])"
+            for s in spec.routes
         )
         panel(
             "timeseries",
             "Latency percentiles",
-            [(f"histogram_quantile({q}, sum by (le) ({routes}))", f"p{int(q * 100)}") for q in (0.5, 0.95, 0.99)],
+            [
+                (f"histogram_quantile({q}, sum by (le) ({routes}))", f"p{int(q * 100)}")
+                for q in (0.5, 0.95, 0.99)
+            ],
             18,
             6,
             "s",
@@ -346,15 +380,25 @@ def grafana_dashboard(specs: Sequence[SLOSpec], *, title: str = "buttress SLOs",
     panels.append({"id": len(panels) + 1, "type": "row", "title": "Endpoints", "collapsed": False,
                    "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "panels": []})  # fmt: skip
     y += 1
-    panel("timeseries", "Requests per second", [(f"sum by (route, method) (rate({REQUESTS_TOTAL}[$__rate_interval]))", "{{method}} {{route}}")], 0, 8, "reqps")
+    panel(
+        "timeseries",
+        "Requests per second",
+        [(f"sum by (route, method) (rate({REQUESTS_TOTAL}[$__rate_interval]))", "{{method}} {{route}}")],
+        0,
+        8,
+        "reqps",
+    )
     panel(
         "timeseries",
         "Error ratio (5xx)",
-        [(
-            f'sum by (route, method) (rate({REQUESTS_TOTAL}{{status_class="5xx"}}[$__rate_interval]))\n/\n'
-            f"sum by (route, method) (rate({REQUESTS_TOTAL}[$__rate_interval]))",
-            "{{method}} {{route}}",
-        )],
+        [
+            (
+                "sum by (route, method) "
+                f'(rate({REQUESTS_TOTAL}{{status_class="5xx"}}[$__rate_interval]))\n/\n'
+                f"sum by (route, method) (rate({REQUESTS_TOTAL}[$__rate_interval]))",
+                "{{method}} {{route}}",
+            )
+        ],
         8,
         8,
         "percentunit",
@@ -362,7 +406,13 @@ def grafana_dashboard(specs: Sequence[SLOSpec], *, title: str = "buttress SLOs",
     panel(
         "timeseries",
         "P99 latency by route",
-        [(f"histogram_quantile(0.99, sum by (le, route) (rate({DURATION_METRIC}_bucket[$__rate_interval])))", "{{route}}")],
+        [
+            (
+                "histogram_quantile(0.99, sum by (le, route) "
+                f"(rate({DURATION_METRIC}_bucket[$__rate_interval])))",
+                "{{route}}",
+            )
+        ],
         16,
         8,
         "s",
@@ -377,7 +427,9 @@ def grafana_dashboard(specs: Sequence[SLOSpec], *, title: str = "buttress SLOs",
         "refresh": "1m",
         "tags": ["buttress", "slo"],
         "templating": {
-            "list": [{"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Data source"}]
+            "list": [
+                {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Data source"}
+            ]
         },
         "panels": panels,
     }
@@ -426,5 +478,7 @@ def check_expressions(exprs: Iterable[str], known: Iterable[str]) -> list[str]:
             if stripped.count(a) != stripped.count(b):
                 problems.append(f"unbalanced {a}{b} in: {expr.strip()[:120]}")
         for metric in sorted(referenced_metrics(expr) - names):
-            problems.append(f"{metric!r} is neither exported by buttress nor recorded by the rules: {expr.strip()[:120]}")
+            problems.append(
+                f"{metric!r} is neither exported by buttress nor recorded by the rules: {expr.strip()[:120]}"
+            )
     return problems

@@ -62,7 +62,12 @@ def parse_objective(value: Any) -> float:
 
 def parse_window(value: Any) -> float | str:
     """A rolling window as a duration (``"30d"``) or ``"month"`` for the calendar month."""
-    if isinstance(value, str) and value.strip().lower() in ("month", "calendar-month", "calendar_month", "1mo"):
+    if isinstance(value, str) and value.strip().lower() in (
+        "month",
+        "calendar-month",
+        "calendar_month",
+        "1mo",
+    ):
         return "month"
     seconds = parse_duration(value)
     if seconds < 60:
@@ -103,7 +108,9 @@ def _check_slo(out: dict[str, Any], path: str, problems: Any) -> None:
     if out.get("percentile") is not None and kind != "latency":
         problems.add(f"{path}.percentile", "only a latency SLO has a percentile", out["percentile"])
     if out.get("max_error_rate") is not None and kind != "error_rate":
-        problems.add(f"{path}.max_error_rate", "only an error_rate SLO has max_error_rate", out["max_error_rate"])
+        problems.add(
+            f"{path}.max_error_rate", "only an error_rate SLO has max_error_rate", out["max_error_rate"]
+        )
     if kind == "latency" and out.get("threshold") is None:
         problems.add(f"{path}.threshold", 'a latency SLO needs a threshold, e.g. threshold = "100ms"')
     if kind != "latency" and out.get("threshold") is not None:

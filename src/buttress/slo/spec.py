@@ -27,7 +27,7 @@ from typing import Any
 from buttress.config import _Problems
 from buttress.errors import ConfigError, ConfigProblem
 from buttress.slo.routes import RouteSelector
-from buttress.slo.schema import SLO, SLI_KINDS
+from buttress.slo.schema import SLI_KINDS, SLO
 
 __all__ = [
     "AlertWindow",
@@ -152,7 +152,9 @@ def format_duration(seconds: float) -> str:
 # --------------------------------------------------------------------------------------------------------
 
 
-def from_config(section: Sequence[Mapping[str, Any]] | None = None, source: str | None = None) -> list[SLOSpec]:
+def from_config(
+    section: Sequence[Mapping[str, Any]] | None = None, source: str | None = None
+) -> list[SLOSpec]:
     """The SLOs of a checked ``slo`` section (default: the process configuration's).
 
     Raises:
@@ -172,13 +174,17 @@ def _check_unique(specs: Sequence[SLOSpec], paths: Sequence[str], source: str | 
     problems = []
     for i, spec in enumerate(specs):
         if spec.name in seen:
-            problems.append(ConfigProblem(paths[i], f"duplicate SLO name (also {paths[seen[spec.name]]})", spec.name))
+            problems.append(
+                ConfigProblem(paths[i], f"duplicate SLO name (also {paths[seen[spec.name]]})", spec.name)
+            )
         seen.setdefault(spec.name, i)
     if problems:
         raise ConfigError(problems, source)
 
 
-def _build(raw_tables: Sequence[tuple[str, dict[str, Any]]], problems: _Problems, source: str) -> list[SLOSpec]:
+def _build(
+    raw_tables: Sequence[tuple[str, dict[str, Any]]], problems: _Problems, source: str
+) -> list[SLOSpec]:
     """Check translated tables with the ``[[slo]]`` schema; raise every problem at once."""
     checked = []
     for path, raw in raw_tables:
@@ -195,13 +201,15 @@ def _build(raw_tables: Sequence[tuple[str, dict[str, Any]]], problems: _Problems
 # PromQL matchers -> selectors
 # --------------------------------------------------------------------------------------------------------
 
-_MATCHER = re.compile(r'\b(route|handler|method|status_class|code|status|le)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
+_MATCHER = re.compile(
+    r'\b(route|handler|method|status_class|code|status|le)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"'
+)
 
 
 def _matchers(query: str) -> dict[str, list[tuple[str, str]]]:
     found: dict[str, list[tuple[str, str]]] = {}
     for label, op, value in _MATCHER.findall(query):
-        found.setdefault(label, []).append((op, value.replace('\\\\', "\\")))
+        found.setdefault(label, []).append((op, value.replace("\\\\", "\\")))
     return found
 
 
@@ -264,10 +272,16 @@ def _routes_from(queries: Iterable[str], annotations: Mapping[str, Any] | None) 
             elif op == "=~":
                 globs = _regex_to_globs(value)
                 if globs is None:
-                    return f"cannot turn the route regex {value!r} into route selectors; add the annotation buttress.dev/routes"
+                    return (
+                        f"cannot turn the route regex {value!r} into route selectors; "
+                        "add the annotation buttress.dev/routes"
+                    )
                 routes.extend(globs)
             else:
-                return "negative route matchers (!=, !~) cannot be imported; add the annotation buttress.dev/routes"
+                return (
+                    "negative route matchers (!=, !~) cannot be imported; "
+                    "add the annotation buttress.dev/routes"
+                )
         for op, value in m.get("method", []):
             if op in ("=", "=~"):
                 methods.extend(v for v in value.split("|") if v)
@@ -369,7 +383,9 @@ def load_openslo(text: str, source: str = "<openslo>") -> list[SLOSpec]:
         if kind in _OPENSLO_KINDS_IGNORED or kind == "SLI":
             continue
         if kind != "SLO":
-            problems.add(f"{where}.kind", "unknown OpenSLO kind; expected SLO, SLI, Service, AlertPolicy…", kind)
+            problems.add(
+                f"{where}.kind", "unknown OpenSLO kind; expected SLO, SLI, Service, AlertPolicy…", kind
+            )
             continue
         name = _dig(doc, "metadata", "name")
         where = f"SLO {name}" if isinstance(name, str) else where
@@ -381,7 +397,9 @@ def load_openslo(text: str, source: str = "<openslo>") -> list[SLOSpec]:
         if indicator is None and spec.get("indicatorRef") is not None:
             indicator = slis.get(spec["indicatorRef"])
             if indicator is None:
-                problems.add(f"{where}.spec.indicatorRef", "names no SLI document in this file", spec["indicatorRef"])
+                problems.add(
+                    f"{where}.spec.indicatorRef", "names no SLI document in this file", spec["indicatorRef"]
+                )
                 continue
         if not isinstance(indicator, Mapping):
             problems.add(f"{where}.spec.indicator", "is required (an inline indicator or an indicatorRef)")
@@ -414,7 +432,9 @@ def load_openslo(text: str, source: str = "<openslo>") -> list[SLOSpec]:
                 good, bad, total = (_query(ratio.get(k)) for k in ("good", "bad", "total"))
                 queries = [q for q in (good, bad, total) if q]
                 if total is None or (good is None and bad is None):
-                    problems.add(f"{where}.spec.indicator.spec.ratioMetric", "needs total and good or bad queries")
+                    problems.add(
+                        f"{where}.spec.indicator.spec.ratioMetric", "needs total and good or bad queries"
+                    )
                     continue
                 threshold = _threshold_from(q for q in (good,) if q)
                 if threshold is not None:
@@ -462,14 +482,18 @@ def _openslo_window(value: Any, path: str, problems: _Problems) -> float | str |
     entry = value[0]
     m = _OPENSLO_DURATION.match(str(entry.get("duration", "")))
     if m is None:
-        problems.add(f"{path}[0].duration", "expected an OpenSLO duration such as 28d, 4w or 1M", entry.get("duration"))
+        problems.add(
+            f"{path}[0].duration", "expected an OpenSLO duration such as 28d, 4w or 1M", entry.get("duration")
+        )
         return None
     n, unit = int(m.group(1)), m.group(2)
     rolling = bool(entry.get("isRolling", entry.get("calendar") is None))
     if unit == "M" and n == 1 and not rolling:
         return "month"
     if unit in ("M", "Q", "Y") and not rolling:
-        problems.add(f"{path}[0]", "only a one-month calendar window is supported; use a rolling window", entry)
+        problems.add(
+            f"{path}[0]", "only a one-month calendar window is supported; use a rolling window", entry
+        )
         return None
     days = {"m": 1 / 1440, "h": 1 / 24, "d": 1, "w": 7, "M": 30, "Q": 90, "Y": 365}[unit] * n
     return days * _DAY
@@ -636,7 +660,9 @@ def to_toml(specs: Iterable[SLOSpec]) -> str:
             lines.append(f"min_traffic = {s.min_traffic}")
         if s.labels:
             lines.append(f"labels = {_toml_value(dict(s.labels))}")
-        default = tuple(AlertWindow(a["severity"], a["long"], a["short"], a["burn_rate"]) for a in DEFAULT_ALERTS)
+        default = tuple(
+            AlertWindow(a["severity"], a["long"], a["short"], a["burn_rate"]) for a in DEFAULT_ALERTS
+        )
         if s.alerts != default:
             rows = [
                 {

@@ -162,9 +162,21 @@ class SQLInstrumentation:
                     r = self.registry
                     found = _Statement(
                         label,
-                        r.counter("buttress_db_queries", "SQL statements executed", {"statement": label, "outcome": "ok"}),
-                        r.counter("buttress_db_queries", "SQL statements executed", {"statement": label, "outcome": "error"}),
-                        r.latency("buttress_db_query_duration_seconds", "SQL statement duration", {"statement": label}).sketch.add,
+                        r.counter(
+                            "buttress_db_queries",
+                            "SQL statements executed",
+                            {"statement": label, "outcome": "ok"},
+                        ),
+                        r.counter(
+                            "buttress_db_queries",
+                            "SQL statements executed",
+                            {"statement": label, "outcome": "error"},
+                        ),
+                        r.latency(
+                            "buttress_db_query_duration_seconds",
+                            "SQL statement duration",
+                            {"statement": label},
+                        ).sketch.add,
                     )
                     self._by_fp[label] = found
                 self._by_fp.setdefault(fp, found)
@@ -175,10 +187,14 @@ class SQLInstrumentation:
 
     # SQLAlchemy calls these with the connection; the start time rides on conn.info, as its docs recipe does,
     # so nested and concurrent connections each keep their own stack.
-    def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    def _before(
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
         conn.info.setdefault("buttress_query_start", []).append(perf_counter())
 
-    def _after(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    def _after(
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
         starts = conn.info.get("buttress_query_start")
         if not starts:
             return

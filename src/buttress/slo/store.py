@@ -130,7 +130,9 @@ class HistoryStore:
         check: bool = True,
     ) -> None:
         if raw_retention < 3 * 86400.0:
-            raise ValueError("raw_retention must be at least 3 days: the 3-day alert window is read from minutes")
+            raise ValueError(
+                "raw_retention must be at least 3 days: the 3-day alert window is read from minutes"
+            )
         if retention < raw_retention:
             raise ValueError("retention (hours) must be at least raw_retention (minutes)")
         self.path = Path(path)
@@ -159,9 +161,10 @@ class HistoryStore:
                     version = conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
                 if version is None:
                     raise HistoryCorruptError(str(self.path), "it has no buttress schema version")
-                elif version[0] != _SCHEMA_VERSION:
+                if version[0] != _SCHEMA_VERSION:
                     raise HistoryCorruptError(
-                        str(self.path), f"schema version {version[0]!r}, this buttress reads {_SCHEMA_VERSION!r}"
+                        str(self.path),
+                        f"schema version {version[0]!r}, this buttress reads {_SCHEMA_VERSION!r}",
                     )
         except sqlite3.DatabaseError as exc:
             raise HistoryCorruptError(str(self.path), str(exc)) from None
@@ -236,7 +239,8 @@ class HistoryStore:
         for s in samples:
             key = (resolution, bucket, s.route, s.method, s.status_class)
             found = conn.execute(
-                "SELECT sketch FROM series WHERE resolution=? AND start=? AND route=? AND method=? AND status_class=?",
+                "SELECT sketch FROM series "
+                "WHERE resolution=? AND start=? AND route=? AND method=? AND status_class=?",
                 key,
             ).fetchone()
             sketch = s.sketch
@@ -264,12 +268,14 @@ class HistoryStore:
                 ).fetchone()
                 if open_row is None:
                     conn.execute(
-                        "INSERT INTO alerts (slo, severity, started, ended, summary) VALUES (?, ?, ?, NULL, ?)",
+                        "INSERT INTO alerts (slo, severity, started, ended, summary) "
+                        "VALUES (?, ?, ?, NULL, ?)",
                         (slo, severity, at, summary),
                     )
             else:
                 conn.execute(
-                    "UPDATE alerts SET ended=? WHERE slo=? AND severity=? AND ended IS NULL", (at, slo, severity)
+                    "UPDATE alerts SET ended=? WHERE slo=? AND severity=? AND ended IS NULL",
+                    (at, slo, severity),
                 )
 
     # -- reading ---------------------------------------------------------------------------------------
@@ -284,7 +290,9 @@ class HistoryStore:
                 (int(start), int(end)),
             )
             for b, res, route, method, cls, count, blob in cursor:
-                yield StoredRow(b, res, route, method, cls, count, self._decode(blob, (res, b, route, method, cls)))
+                yield StoredRow(
+                    b, res, route, method, cls, count, self._decode(blob, (res, b, route, method, cls))
+                )
         except sqlite3.DatabaseError as exc:
             raise HistoryCorruptError(str(self.path), str(exc)) from None
 
@@ -361,6 +369,8 @@ class HistoryStore:
                 )
                 folded += len(rows)
         with self._write(conn):
-            conn.execute("DELETE FROM series WHERE resolution = ? AND start < ?", (_HOUR, now - self.retention))
+            conn.execute(
+                "DELETE FROM series WHERE resolution = ? AND start < ?", (_HOUR, now - self.retention)
+            )
             conn.execute("DELETE FROM alerts WHERE ended IS NOT NULL AND ended < ?", (now - self.retention,))
         return folded

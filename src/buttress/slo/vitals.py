@@ -1,7 +1,8 @@
 """Frontend Web Vitals: a beacon endpoint, the script that feeds it, and P75 per page and device class.
 
-The script ``static/vitals.min.js`` is built from Google's ``web-vitals`` package (``js/`` at the repository
-root; ``js/build.sh`` rebuilds it) and shipped in the wheel — pages load it from your own server, never a CDN::
+The script ``static/vitals.min.js`` is built from Google's ``web-vitals`` package (``js/`` at the
+repository root; ``js/build.sh`` rebuilds it) and shipped in the wheel — pages load it from your own
+server, never a CDN::
 
     app.mount("/_buttress", vitals_app())
     # <script src="/_buttress/vitals.js" data-page="/events/{id}" defer></script>
@@ -190,7 +191,7 @@ class VitalsCollector:
                     problems.append(f"{where} must be an object")
                     continue
                 name, value, mid = m.get("name"), m.get("value"), m.get("id")
-                if name not in THRESHOLDS:
+                if not isinstance(name, str) or name not in THRESHOLDS:
                     problems.append(f"{where}.name must be one of {', '.join(THRESHOLDS)}")
                     continue
                 if (
@@ -207,7 +208,8 @@ class VitalsCollector:
                 out.append((name, float(value), mid))
         if problems:
             raise BeaconRejected(422, "; ".join(problems))
-        assert isinstance(page, str) and isinstance(device, str)
+        assert isinstance(page, str)
+        assert isinstance(device, str)
         return page, device, out
 
     # -- counting ----------------------------------------------------------------------------------------
@@ -242,10 +244,14 @@ class VitalsCollector:
             labels = {"page": page, "device": device}
             unit = "" if name == "CLS" else "seconds"
             family = f"buttress_web_vitals_{name.lower()}" + ("" if name == "CLS" else "_seconds")
-            sketch = self.registry.latency(family, f"Web Vitals {name} per page and device class", labels, unit).sketch
+            sketch = self.registry.latency(
+                family, f"Web Vitals {name} per page and device class", labels, unit
+            ).sketch
             ratings = {
                 r: self.registry.counter(
-                    "buttress_web_vitals_ratings", "Web Vitals reports by rating", {**labels, "metric": name, "rating": r}
+                    "buttress_web_vitals_ratings",
+                    "Web Vitals reports by rating",
+                    {**labels, "metric": name, "rating": r},
                 )
                 for r in ("good", "needs-improvement", "poor")
             }
@@ -276,7 +282,9 @@ def script() -> bytes:
     return resources.files("buttress.slo").joinpath("static/vitals.min.js").read_bytes()
 
 
-def vitals_app(collector: VitalsCollector | None = None, *, trust_forwarded: bool = False, **options: Any) -> Any:
+def vitals_app(
+    collector: VitalsCollector | None = None, *, trust_forwarded: bool = False, **options: Any
+) -> Any:
     """A Starlette app with ``POST /vitals`` (beacons), ``GET /vitals.js`` (the script), ``GET /summary``.
 
     Args:
@@ -328,12 +336,21 @@ def vitals_app(collector: VitalsCollector | None = None, *, trust_forwarded: boo
         return JSONResponse({"accepted": accepted, "duplicates": duplicates}, status_code=202)
 
     async def js(request: Request) -> Response:
-        return Response(body_js, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+        return Response(
+            body_js, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}
+        )
 
     async def summary(request: Request) -> Response:
         return JSONResponse(
             [
-                {"metric": s.metric, "page": s.page, "device": s.device, "count": s.count, "p75": s.p75, "rating": s.rating}
+                {
+                    "metric": s.metric,
+                    "page": s.page,
+                    "device": s.device,
+                    "count": s.count,
+                    "p75": s.p75,
+                    "rating": s.rating,
+                }
                 for s in vitals.summary()
             ]
         )
