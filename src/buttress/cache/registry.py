@@ -149,4 +149,3 @@ def reset() -> None:
         if isinstance(_bus, RedisBus):
             _bus.close()
         _bus = None
-
