@@ -1,0 +1,85 @@
+"""``buttress demo --duration 20`` as a user runs it: exits 0 and prints the summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_bounded_demo_run_exits_0_with_the_summary(tmp_path):
+    summary_file = tmp_path / "summary.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "buttress.cli.main",
+            "demo",
+            "--duration",
+            "20",
+            "--port",
+            "0",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--outage",
+            "email:4:6",
+            "--json",
+            str(summary_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    for heading in (
+        "platform:",
+        "dashboard:",
+        "buttress demo — summary",
+        "Endpoints",
+        "Cache",
+        "confirmation emails",
+    ):
+        assert heading in out
+    summary = json.loads(summary_file.read_text())
+    assert summary["traffic"]["requests"] > 100
+    routes = {e["route"] for e in summary["endpoints"]}
+    assert {"/api/v1/events/{code}", "/api/v1/events", "/api/v1/speakers/{username}"} <= routes
+    assert all(e["p50_ms"] <= e["p95_ms"] <= e["p99_ms"] for e in summary["endpoints"])
+    assert {c["namespace"] for c in summary["cache"]} >= {"events", "speakers", "search"}
+    assert summary["db_queries"] > 0
+    assert [o["provider"] for o in summary["outages"]] == ["email"]
+
+
+def test_bad_options_exit_2_with_the_reason(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "buttress.cli.main", "demo", "--workers", "3", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert "--redis-url" in run.stderr
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "buttress.cli.main",
+            "demo",
+            "--outage",
+            "email:soon",
+            "--state-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2
+    assert "PROVIDER:START:LENGTH" in bad.stderr
