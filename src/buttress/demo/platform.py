@@ -83,7 +83,7 @@ class Platform:
         from buttress.slo.sql import instrument_engine
 
         # Every statement timed per fingerprint (buttress_db_query_duration_seconds), slow ones logged.
-        self.sql = instrument_engine(self.engine, registry=self.registry, slow_threshold=0.25)
+        self.sql = instrument_engine(self.engine, registry=self.registry, slow_threshold=0.5)
         if self.settings.seed:
             await database.migrate(self.engine)
             await seed.seed(self.engine)
