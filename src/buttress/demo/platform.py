@@ -51,6 +51,7 @@ class Platform:
         self.wiring: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._snapshots: Any = None
+        self._emails_in_flight: set[asyncio.Task[None]] = set()
         self._registrations = {
             status: registry.counter(
                 "buttress_demo_registrations", "Registrations taken, by outcome.", {"status": status}
@@ -134,6 +135,10 @@ class Platform:
 
     async def stop(self) -> None:
         """Stop background work and close connections."""
+        try:
+            await asyncio.wait_for(self.drain_emails(), 10)
+        except TimeoutError:
+            log.warning("stopping with %d confirmation emails still in flight", len(self._emails_in_flight))
         if self.monitor is not None:
             self.monitor.stop()
         if self.wiring is not None:
@@ -222,15 +227,30 @@ class Platform:
             "idempotency_key": f"registration-{result.id}",
             "registration_id": result.id,
         }
-        delivered = await self.wiring.send_email(message)
+        # The email goes out after the answer: a slow or failing provider never holds up a registration,
+        # and what cannot be sent is dead-lettered (see Wiring.send_email).
+        task = asyncio.ensure_future(self._confirm(message))
+        self._emails_in_flight.add(task)
+        task.add_done_callback(self._emails_in_flight.discard)
         return {
             "id": result.id,
             "event": code,
             "email": result.email,
             "status": result.status,
             "waitlist_position": result.position,
-            "confirmation_email": "sent" if delivered else "queued",
+            "confirmation_email": "queued",
         }
+
+    async def _confirm(self, message: dict[str, Any]) -> None:
+        try:
+            await self.wiring.send_email(message)
+        except Exception:
+            log.exception("confirmation email for registration %s failed", message["registration_id"])
+
+    async def drain_emails(self) -> None:
+        """Wait for the confirmation emails already queued (tests, and shutdown)."""
+        while self._emails_in_flight:
+            await asyncio.gather(*list(self._emails_in_flight), return_exceptions=True)
 
     async def deliver_email(self, message: dict[str, Any]) -> None:
         """Send one confirmation through the email provider and record it (used by sends and replays)."""

@@ -115,7 +115,7 @@ class Wiring:
         return result
 
     async def send_email(self, message: dict[str, Any]) -> bool:
-        """Send a confirmation now; ``False`` when it was dead-lettered for a later replay."""
+        """Send a confirmation; ``False`` when it was dead-lettered for a later replay."""
         await self.platform.deliver_email(message)
         self.platform.count_email("sent")
         return True
