@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from buttress._extras import require
+from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.demo.errors import CorrelationIdMiddleware, install_handlers
 from buttress.demo.platform import Platform
 from buttress.demo.settings import Settings
@@ -26,12 +27,13 @@ from buttress.telemetry import REGISTRY, Registry
 __all__ = ["create_app", "from_env"]
 
 
-def create_app(settings: Settings, *, registry: Registry = REGISTRY) -> Any:
+def create_app(settings: Settings, *, registry: Registry = REGISTRY, clock: Clock = SYSTEM_CLOCK) -> Any:
     """Build the platform app for ``settings``; the platform starts with the app's lifespan.
 
     Args:
         settings: database, providers, cache and state locations.
         registry: the telemetry registry the platform and buttress's parts count into.
+        clock: the clock of the resilience policies (a ``VirtualClock`` in tests).
     """
     require("fastapi", "demo")
     from fastapi import FastAPI
@@ -42,7 +44,7 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY) -> Any:
     from buttress.slo import SLOMiddleware
     from buttress.slo.vitals import vitals_app
 
-    platform = Platform(settings, registry=registry)
+    platform = Platform(settings, registry=registry, clock=clock)
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
@@ -72,6 +74,10 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY) -> Any:
     async def home() -> Any:
         return HTMLResponse(home_page)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Any:
+        return Response(status_code=204)
+
     @app.get("/health", include_in_schema=False)
     async def health() -> Any:
         return {"status": "ok", "worker": settings.worker}
@@ -92,7 +98,9 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY) -> Any:
     # add_middleware puts each new one outside the last: the correlation id is outermost, so even a
     # response the SLO middleware times carries it.
     app.add_middleware(
-        SLOMiddleware, recorder=platform.recorder, exclude=("/metrics", "/health", "/_buttress*", "/_vitals*")
+        SLOMiddleware,
+        recorder=platform.recorder,
+        exclude=("/metrics", "/health", "/favicon.ico", "/_buttress*", "/_vitals*"),
     )
     app.add_middleware(CorrelationIdMiddleware)
     return app

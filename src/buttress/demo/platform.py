@@ -22,6 +22,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.demo import repository as repo
 from buttress.demo.errors import ApiError
 from buttress.demo.providers.clients import EmailClient, IdentityClient, StorageClient
@@ -41,11 +42,15 @@ class Platform:
     Args:
         settings: where the database, providers and state are.
         registry: the telemetry registry to count into.
+        clock: the clock of the resilience policies (a ``VirtualClock`` in tests).
     """
 
-    def __init__(self, settings: Settings, *, registry: Registry = REGISTRY) -> None:
+    def __init__(
+        self, settings: Settings, *, registry: Registry = REGISTRY, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.settings = settings
         self.registry = registry
+        self.clock = clock
         self.engine: Any = None
         self.http: Any = None
         self.wiring: Any = None
