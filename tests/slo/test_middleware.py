@@ -219,3 +219,26 @@ def test_plain_wsgi_app_without_werkzeug_routes(recorder):
         client.get("/custom/1")
         client.put("/custom/2")
     assert series(recorder) == {("/custom/{id}", "GET", "2xx"): 1, ("/custom/{id}", "PUT", "2xx"): 1}
+
+
+def test_intervals_are_exact_differences_of_the_cumulative_sketch(registry):
+    import numpy as np
+
+    recorder = HttpRecorder(registry)
+    rnd = np.random.default_rng(5)
+    for _ in range(3):
+        values = rnd.lognormal(-4, 1.5, 3000)
+        for v in values:
+            recorder.record("/a", "GET", 200, float(v))
+        recorder.record("/a", "GET", 200, 0.0)  # zero durations count too
+        (sample,) = recorder.collect()
+        assert sample.sketch.count == len(values) + 1
+        for q in (0.5, 0.9, 0.99):
+            exact = float(np.quantile([*values, 0.0], q, method="lower"))
+            assert abs(sample.sketch.quantile(q) - exact) <= 0.01 * exact
+        assert sample.sketch.sum == pytest.approx(float(values.sum()))
+    assert recorder.collect() == []
+    cumulative = registry.get(
+        "buttress_http_request_duration_seconds", {"route": "/a", "method": "GET", "status_class": "2xx"}
+    )
+    assert cumulative.sketch.count == 3 * 3001  # /metrics keeps everything

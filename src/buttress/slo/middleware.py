@@ -11,8 +11,9 @@ A request that matched no route is counted under ``route="<unmatched>"``, so sca
 add one series, not one per path. Excluded paths (``/metrics``, health checks) are not timed at all.
 
 Per request the ASGI middleware costs two ``perf_counter`` calls, one wrapped ``send``, a dict lookup keyed
-by ``(route, method, status // 100)``, one counter increment and two sketch updates (cumulative, for
-``/metrics``; and per minute, for the SLO engine). See ``benchmarks/slo.py``.
+by ``(route, method, status // 100)``, one counter increment and one sketch update; the SLO engine's
+per-minute data is read off the same sketch later (:meth:`HttpRecorder.collect`). See
+``benchmarks/slo.py``.
 """
 
 from __future__ import annotations
@@ -112,7 +113,6 @@ class SLOMiddleware:
                 series = self.recorder.series(template, scope["method"], status)
             series.requests.value += 1
             series.latency_add(elapsed)
-            series.minute.add(elapsed)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -195,7 +195,6 @@ class SLOWSGIMiddleware:
                 series = self.recorder.series(template, method, status)
             series.requests.value += 1
             series.latency_add(elapsed)
-            series.minute.add(elapsed)
 
 
 def instrument_flask(

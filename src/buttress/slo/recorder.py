@@ -3,15 +3,20 @@
 One :class:`HttpSeries` exists per (route template, method, status class). It holds:
 
 * ``requests`` — the registry counter ``buttress_http_requests{route,method,status_class}``;
-* ``latency_add`` — the bound ``add`` of the registry sketch ``buttress_http_request_duration_seconds``
-  (cumulative, for ``/metrics``);
-* ``minute`` — a sketch of the current minute only, swapped for a fresh one by :meth:`HttpRecorder.collect`,
-  which is what the SLO engine and the history store consume.
+* ``latency_add`` — the bound ``add`` of the registry sketch ``buttress_http_request_duration_seconds``,
+  cumulative since the process started (what ``/metrics`` exposes).
 
 Series are created once, under a lock, and cached in a dict keyed by the tuple the middleware already has;
-recording is then two attribute reads, one increment and two sketch updates. Route templates are bounded by
+recording is then one counter increment and one sketch update. Route templates are bounded by
 ``max_routes`` (later ones fold into ``<other>``) so a framework that leaks concrete paths cannot explode
 the label set.
+
+**Per-minute data without a second sketch**: :meth:`HttpRecorder.collect` reads each cumulative sketch's
+bucket counts and subtracts the counts it read last time. Buckets are fixed by the accuracy, so the
+difference is exactly the interval's samples, bucket for bucket; nothing is swapped under the hot path,
+so no sample recorded concurrently can be lost — it lands in this interval or the next. The interval's
+exact ``min``/``max`` are not known from counts alone; the edges of its lowest and highest buckets stand
+in, which keeps every quantile within the sketch's 1 %.
 """
 
 from __future__ import annotations
@@ -61,21 +66,73 @@ class SeriesSample(NamedTuple):
 class HttpSeries:
     """The instruments of one (route, method, status class); created by :meth:`HttpRecorder.series`."""
 
-    __slots__ = ("latency_add", "method", "minute", "requests", "route", "status_class")
+    __slots__ = (
+        "_prev_count",
+        "_prev_counts",
+        "_prev_sum",
+        "_prev_zero",
+        "latency_add",
+        "method",
+        "requests",
+        "route",
+        "sketch",
+        "status_class",
+    )
 
     def __init__(self, route: str, method: str, status: str, requests: Counter, latency: Sketch) -> None:
         self.route = route
         self.method = method
         self.status_class = status
         self.requests = requests
+        self.sketch = latency
         self.latency_add = latency.add
-        self.minute = Sketch()
+        self._prev_counts: dict[int, int] = {}
+        self._prev_zero = 0
+        self._prev_sum = 0.0
+        self._prev_count = 0
 
     def record(self, seconds: float) -> None:
         """Count one request that took ``seconds`` (the middleware inlines this)."""
         self.requests.value += 1
         self.latency_add(seconds)
-        self.minute.add(seconds)
+
+    def interval(self) -> Sketch | None:
+        """The samples recorded since the last call, as a sketch; ``None`` when there were none."""
+        now = self.sketch.to_dict()
+        counts, offset, zero = now["counts"], now["offset"], now["zero_count"]
+        total = zero + sum(counts)
+        if total == self._prev_count:
+            return None
+        prev = self._prev_counts
+        delta: dict[int, int] = {}
+        for i, c in enumerate(counts):
+            d = c - prev.get(offset + i, 0)
+            if d > 0:  # a negative difference can only follow a bucket collapse; it is not new data
+                delta[offset + i] = d
+        self._prev_counts = {offset + i: c for i, c in enumerate(counts) if c}
+        zero_delta = max(zero - self._prev_zero, 0)
+        sum_delta = max(now["sum"] - self._prev_sum, 0.0)
+        self._prev_zero, self._prev_sum, self._prev_count = zero, now["sum"], total
+        if not delta and not zero_delta:
+            return None
+        gamma = (1 + now["relative_accuracy"]) / (1 - now["relative_accuracy"])
+        low, high = (min(delta), max(delta)) if delta else (0, 0)
+        lo = 0.0 if zero_delta else max(gamma**low, now["min"])
+        hi = min(gamma ** (high + 1), now["max"]) if delta else now["min_value"]
+        return Sketch.from_dict(
+            {
+                "version": now["version"],
+                "relative_accuracy": now["relative_accuracy"],
+                "min_value": now["min_value"],
+                "max_buckets": now["max_buckets"],
+                "offset": low,
+                "counts": [delta.get(k, 0) for k in range(low, high + 1)] if delta else [],
+                "zero_count": zero_delta,
+                "sum": sum_delta,
+                "min": lo,
+                "max": max(hi, lo),
+            }
+        )
 
 
 class HttpRecorder:
@@ -141,19 +198,18 @@ class HttpRecorder:
         self.series(route, method, status).record(seconds)
 
     def collect(self) -> list[SeriesSample]:
-        """The requests recorded since the last call, per series, and start a fresh interval.
+        """The requests recorded since the last call, per series (see the module docstring).
 
         Returns:
             One sample per series that saw requests, with that interval's sketch.
         """
-        out = []
         with self._lock:
             series = list(self._all)
+        out = []
         for s in series:
-            minute = s.minute
-            if minute.count:
-                s.minute = Sketch()
-                out.append(SeriesSample(s.route, s.method, s.status_class, minute))
+            interval = s.interval()
+            if interval is not None:
+                out.append(SeriesSample(s.route, s.method, s.status_class, interval))
         return out
 
     def __len__(self) -> int:
