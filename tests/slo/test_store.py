@@ -208,3 +208,48 @@ def test_monitor_writes_minutes_and_warms_a_restarted_engine(tmp_path):
     restarted = again.tick()[0]
     assert (restarted.good, restarted.total) == (270, 300)
     assert restarted.burn_rates["1h"] == pytest.approx(10.0)
+
+
+class SignallingClock(VirtualClock):
+    """A virtual clock that tells the test when a thread parks on it (no polling, no sleeps)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        import threading
+
+        self.parked = threading.Semaphore(0)
+
+    def _park(self, deadline, sleeper):
+        super()._park(deadline, sleeper)
+        self.parked.release()
+
+
+def test_monitor_thread_ticks_at_minute_boundaries(tmp_path):
+    import threading
+
+    from buttress.slo.schema import DEFAULT_ALERTS
+    from buttress.slo.spec import AlertWindow
+    from buttress.telemetry.events import Alert
+
+    clock = SignallingClock(wall_start=NOV_1)
+    alerts = tuple(AlertWindow(a["severity"], a["long"], a["short"], a["burn_rate"]) for a in DEFAULT_ALERTS)
+    spec = SLOSpec("api", "availability", 0.99, 30 * 86400.0, (RouteSelector.parse("*"),), alerts=alerts)
+    events = EventStream()
+    recorder = HttpRecorder(Registry())
+    store = HistoryStore(tmp_path / "slo.db")
+    monitor = SLOMonitor([spec], recorder, store=store, clock=clock, events=events, registry=Registry())
+    fired = threading.Event()
+    events.subscribe(lambda e: fired.set(), Alert)
+    for _ in range(20):
+        recorder.record("/a", "GET", 503, 0.01)
+    monitor.start()
+    assert clock.parked.acquire(timeout=10)  # the thread sleeps until just past the minute boundary
+    assert clock.next_deadline() == pytest.approx(60.05)
+    clock.advance(61)
+    assert fired.wait(10), "the monitor thread did not tick after the minute boundary"
+    assert clock.parked.acquire(timeout=10)
+    assert clock.next_deadline() == pytest.approx(120.05)  # parked again, just past the next boundary
+    monitor.stop()
+    clock.advance(60)  # let the parked thread see the stop flag
+    rows = list(store.rows(NOV_1, NOV_1 + 3600))
+    assert [(r.route, r.count) for r in rows] == [("/a", 20)]
