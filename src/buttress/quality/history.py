@@ -89,6 +89,8 @@ class RunRecord:
 class TestResult:
     """One test's outcome and duration (seconds) in one session."""
 
+    __test__ = False  # not a test class, whatever pytest's naming rule says
+
     nodeid: str
     outcome: str
     duration: float

@@ -62,7 +62,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # xdist worker: the controller sees every report and writes once
     chosen = option or ("" if env in ("", "1") else env)
     path = Path(chosen) if chosen else Path(config.rootpath) / ".buttress" / "quality.db"
-    config.pluginmanager.register(Recorder(path, Path(config.rootpath)), "buttress-quality-recorder")
+    # git runs where pytest was invoked: rootpath can be an ancestor when an option's value is a path.
+    config.pluginmanager.register(Recorder(path, Path(config.invocation_params.dir)), "buttress-quality-recorder")
 
 
 def code_key(root: Path) -> tuple[str | None, str]:

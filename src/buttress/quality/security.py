@@ -22,6 +22,7 @@ import json
 import logging
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +48,12 @@ def bandit_findings(paths: list[Path], root: Path, confidence: str, skip: tuple[
     from buttress.quality.sources import relative
 
     try:
-        from bandit.core import config as b_config
-        from bandit.core import manager as b_manager
+        with warnings.catch_warnings():
+            # bandit's plugin loading (stevedore) trips deprecations of its own dependencies at import
+            # and when a manager is built; they are theirs to fix and say nothing about the code measured.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from bandit.core import config as b_config
+            from bandit.core import manager as b_manager
     except ImportError:
         raise MeasureError(
             "bandit is not installed; the security measure needs the 'quality' extra: pip install 'buttress[quality]'"
@@ -59,11 +64,13 @@ def bandit_findings(paths: list[Path], root: Path, confidence: str, skip: tuple[
     level = logger.level
     logger.setLevel(logging.ERROR)  # bandit logs progress at INFO/WARNING; the report says what matters
     try:
-        manager = b_manager.BanditManager(
-            b_config.BanditConfig(), "file", quiet=True, profile={"include": [], "exclude": list(skip)}
-        )
-        manager.discover_files([str(p) for p in paths], recursive=False)
-        manager.run_tests()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # as above
+            manager = b_manager.BanditManager(
+                b_config.BanditConfig(), "file", quiet=True, profile={"include": [], "exclude": list(skip)}
+            )
+            manager.discover_files([str(p) for p in paths], recursive=False)
+            manager.run_tests()
         issues = manager.get_issue_list(sev_level="LOW", conf_level=confidence.upper())
     finally:
         logger.setLevel(level)

@@ -1,0 +1,84 @@
+"""Security: bandit findings by severity, and pip-audit failures reported as "could not measure"."""
+
+from __future__ import annotations
+
+import pytest
+
+from buttress.quality import check
+
+CONFIG = """
+[quality]
+profile = "sec"
+[quality.profiles.sec]
+measures = ["security"]
+[quality.profiles.sec.overall]
+coverage = "off"
+coverage_drop = "off"
+cyclomatic = "off"
+cognitive = "off"
+duplication = "off"
+[quality.profiles.sec.new_code]
+coverage = "off"
+cyclomatic = "off"
+cognitive = "off"
+duplication = "off"
+[quality.profiles.sec.security]
+audit = false
+"""
+
+RISKY = """
+import subprocess
+
+
+def run(cmd):
+    return subprocess.call(cmd, shell=True)
+"""
+
+
+def test_bandit_high_severity_finding_fails_the_gate(repo):
+    repo.write("buttress.toml", CONFIG)
+    repo.write("app/__init__.py", "")
+    repo.write("app/risky.py", RISKY)
+    repo.commit("init")
+    result = check(repo.root / "app", root=repo.root, record=False)
+    sec = result.measurements["security"]
+    assert sec.overall["security_high"] == 1.0
+    cond = {r.condition.text: r for r in result.results}["security_high == 0"]
+    assert cond.status == "failed"
+    [finding] = cond.offenders
+    assert finding.rule == "security.B602" and finding.path == "app/risky.py" and finding.line == 6
+    assert {r.condition.text: r for r in result.results}["vulnerabilities == 0"].status == "skipped"
+    assert result.exit_code == 1
+
+
+@pytest.mark.slow
+def test_pip_audit_that_cannot_reach_its_index_is_unmeasured_not_a_pass(repo):
+    # An injected fault: the package index is a closed port on this machine.
+    repo.write("requirements.txt", "click==8.1.7\n")
+    repo.write("buttress.toml", CONFIG.replace("audit = false", 'audit = true\nrequirements = ["requirements.txt"]\n'
+                                               'index_url = "http://127.0.0.1:9/"\ntimeout = "20s"'))
+    repo.write("app/ok.py", "x = 1\n")
+    repo.commit("init")
+    result = check(repo.root / "app", root=repo.root, record=False)
+    cond = {r.condition.text: r for r in result.results}["vulnerabilities == 0"]
+    assert cond.status == "unmeasured"
+    assert "could not audit" in cond.message
+    assert result.exit_code == 2
+
+
+def test_a_dependency_pip_audit_skips_is_a_finding_and_unmeasured(repo):
+    # No such project exists on the index, so pip-audit skips it (and would still print "No known
+    # vulnerabilities found"); here that is a finding and the figure is not measured.
+    repo.write("requirements.txt", "buttress-quality-no-such-package-4b1d==0.0.1\n")
+    repo.write("buttress.toml", CONFIG.replace("audit = false", 'audit = true\nrequirements = ["requirements.txt"]'))
+    repo.write("app/ok.py", "x = 1\n")
+    repo.commit("init")
+    result = check(repo.root / "app", root=repo.root, record=False)
+    cond = {r.condition.text: r for r in result.results}["vulnerabilities == 0"]
+    assert cond.status == "unmeasured"
+    assert result.exit_code == 2
+    sec = result.measurements["security"]
+    assert "vulnerabilities" not in sec.overall
+    unaudited = [f for f in sec.findings if f.rule == "security.unaudited"]
+    assert unaudited == [] or unaudited[0].path == "requirements.txt"
+    assert unaudited or "could not audit" in cond.message
