@@ -1,5 +1,7 @@
 """Resilience policies: circuit breaker, retry, timeout, bulkhead, rate limiter, fallback, pipelines."""
 
+from buttress.resilience.backoff import Backoff
+from buttress.resilience.budget import AdaptiveThrottle, RetryBudget
 from buttress.resilience.circuit import BreakerMetrics, CircuitBreaker, exponential_wait
 from buttress.resilience.errors import (
     BulkheadFullError,
@@ -11,8 +13,12 @@ from buttress.resilience.errors import (
     TimeoutExceededError,
 )
 from buttress.resilience.policy import Policy
+from buttress.resilience.retry import Attempt, Retry, retry_after_hint
 
 __all__ = [
+    "AdaptiveThrottle",
+    "Attempt",
+    "Backoff",
     "BreakerMetrics",
     "BulkheadFullError",
     "CircuitBreaker",
@@ -20,8 +26,11 @@ __all__ = [
     "Policy",
     "RateLimitedError",
     "ResilienceError",
+    "Retry",
+    "RetryBudget",
     "RetryExhaustedError",
     "ThrottledError",
     "TimeoutExceededError",
     "exponential_wait",
+    "retry_after_hint",
 ]

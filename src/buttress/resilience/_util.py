@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import math
@@ -13,6 +14,7 @@ from buttress.clock import Clock, SystemClock
 from buttress.errors import ConfigError, ConfigProblem
 
 __all__ = [
+    "asleep",
     "check_duration",
     "check_exception_types",
     "check_positive_int",
@@ -56,6 +58,21 @@ def wait_event(event: threading.Event, timeout: float, clock: Clock) -> None:
 
     threading.Thread(target=alarm, name="buttress-virtual-wait", daemon=True).start()
     event.wait()
+
+
+async def asleep(clock: Clock, seconds: float) -> None:
+    """Suspend the calling coroutine for ``seconds`` of ``clock`` time.
+
+    When the running loop already keeps time with this clock (a loop from
+    :meth:`VirtualClock.new_event_loop`, as :func:`buttress.testing.run_virtual` uses), sleep on the loop's
+    own timers: an auto-advancing virtual loop jumps to loop timers when idle, but not to coroutines parked
+    in ``clock.asleep``, which would then wait forever.
+    """
+    loop = asyncio.get_running_loop()
+    if getattr(loop, "time", None) == clock.monotonic:
+        await asyncio.sleep(seconds)
+    else:
+        await clock.asleep(seconds)
 
 
 def _problem(owner: str, field: str, message: str, value: Any) -> ConfigError:
