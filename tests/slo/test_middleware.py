@@ -154,12 +154,14 @@ def test_label_explosion_is_bounded(registry):
     for i in range(10):
         recorder.record(f"/leaky/{i}", "GET", 200, 0.01)
     recorder.record("/x", "BREW", 200, 0.01)
+    recorder.record("/x", "BREW2", 200, 0.01)
     assert series(recorder) == {
         ("/leaky/0", "GET", "2xx"): 1,
         ("/leaky/1", "GET", "2xx"): 1,
         ("<other>", "GET", "2xx"): 8,
-        ("<other>", "OTHER", "2xx"): 1,
+        ("<other>", "OTHER", "2xx"): 2,
     }
+    assert len(recorder.cache) == 2  # odd methods and overflowing routes are never cached
 
 
 def flask_app():

@@ -153,6 +153,7 @@ class HttpRecorder:
         self.max_routes = max_routes
         self.cache: dict[tuple[str, str, int], HttpSeries] = {}
         self._all: list[HttpSeries] = []
+        self._by_labels: dict[tuple[str, str, str], HttpSeries] = {}
         self._routes: set[str] = set()
         self._lock = threading.Lock()
 
@@ -174,15 +175,15 @@ class HttpRecorder:
                     self._routes.add(route)
             label_method = method if method in METHODS else "OTHER"
             cls = status_class(status)
-            # Another key may already map to the same labels (an overflowed route, an odd method).
-            for existing in self._all:
-                if (existing.route, existing.method, existing.status_class) == (
-                    label_route,
-                    label_method,
-                    cls,
-                ):
+            # Only well-formed keys are cached: a client inventing methods, or an app leaking concrete paths
+            # past max_routes, must not grow the cache; such requests take this slower path instead.
+            cacheable = label_route == route and label_method == method
+            labels_wanted = (label_route, label_method, cls)
+            existing = self._by_labels.get(labels_wanted)
+            if existing is not None:
+                if cacheable:
                     self.cache[key] = existing
-                    return existing
+                return existing
             labels = {"route": label_route, "method": label_method, "status_class": cls}
             requests = self.registry.counter(REQUESTS_METRIC, "HTTP requests by route template", labels)
             latency = self.registry.latency(
@@ -190,7 +191,9 @@ class HttpRecorder:
             )
             created = HttpSeries(label_route, label_method, cls, requests, latency.sketch)
             self._all.append(created)
-            self.cache[key] = created
+            self._by_labels[labels_wanted] = created
+            if cacheable:
+                self.cache[key] = created
             return created
 
     def record(self, route: str, method: str, status: int, seconds: float) -> None:
