@@ -100,9 +100,9 @@ def make_settings(providers: Providers, database_url: str, state_dir: Path, **ov
 def start_app(providers: Providers) -> Iterator[Callable[..., RunningApp]]:
     started: list[RunningApp] = []
 
-    def start(settings: Settings) -> RunningApp:
+    def start(settings: Settings, **kwargs: Any) -> RunningApp:
         registry = Registry()
-        app = create_app(settings, registry=registry)
+        app = create_app(settings, registry=registry, **kwargs)
         server = BackgroundServer(app, lifespan="on").start_thread(timeout=60)
         running = RunningApp(server, settings, app, registry, providers.token)
         started.append(running)
@@ -140,3 +140,13 @@ def api(
     server = request.getfixturevalue("postgres_server")
     with servers.running(servers.PostgresDatabase, server) as database:
         yield start_app(make_settings(providers, database.url, state))
+
+
+@pytest.fixture(scope="module")
+def settings_for(providers: Providers) -> Callable[..., Settings]:
+    """``settings_for(database_url, state_dir, **overrides)``: settings pointing at the providers."""
+
+    def build(database_url: str, state_dir: Path, **overrides: Any) -> Settings:
+        return make_settings(providers, database_url, state_dir, **overrides)
+
+    return build

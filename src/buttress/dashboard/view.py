@@ -25,6 +25,8 @@ __all__ = ["HTTP_DURATION", "LiveView", "endpoint_table", "window_quantiles"]
 #: The SLO middleware's latency family (route, method, status_class labels).
 HTTP_DURATION = "buttress_http_request_duration_seconds"
 _QS = (0.5, 0.95, 0.99)
+#: Gauges read as dead-letter queue depths (labelled by ``name`` or ``queue``).
+DEAD_LETTER_METRICS = ("buttress_dlq_depth", "buttress_demo_dead_letters")
 
 
 def window_quantiles(now: Sketch, then: Sketch | None, qs: Sequence[float] = _QS) -> tuple[int, list[float]]:
@@ -246,8 +248,9 @@ class LiveView:
     @staticmethod
     def _dead_letters(merged: Merged) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
-        for labels, value in merged.series("buttress_dlq_depth"):
-            rows.append({"name": labels.get("name") or labels.get("queue") or "?", "depth": value})
+        for metric in DEAD_LETTER_METRICS:
+            for labels, value in merged.series(metric):
+                rows.append({"name": labels.get("name") or labels.get("queue") or "?", "depth": value})
         return rows
 
 

@@ -74,6 +74,15 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY, clock: Cloc
     async def home() -> Any:
         return HTMLResponse(home_page)
 
+    @app.get("/placeholder.svg", include_in_schema=False)
+    async def placeholder() -> Any:
+        # What an event shows when object storage cannot sign its image (a counted fallback).
+        svg = (
+            '<svg xmlns="http://www.w3.org/2000/svg" width="320" height="160">'
+            '<rect width="320" height="160" fill="#ccd"/></svg>'
+        )
+        return Response(svg, media_type="image/svg+xml")
+
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> Any:
         return Response(status_code=204)
@@ -100,7 +109,7 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY, clock: Cloc
     app.add_middleware(
         SLOMiddleware,
         recorder=platform.recorder,
-        exclude=("/metrics", "/health", "/favicon.ico", "/_buttress*", "/_vitals*"),
+        exclude=("/metrics", "/health", "/favicon.ico", "/placeholder.svg", "/_buttress*", "/_vitals*"),
     )
     app.add_middleware(CorrelationIdMiddleware)
     return app

@@ -112,11 +112,18 @@ def _search_index(connection: Any) -> None:
     )
 
 
+def _dead_letters(connection: Any) -> None:
+    from buttress.demo import models
+
+    models.Base.metadata.create_all(connection, tables=[models.table(models.ConfirmationDeadLetter)])
+
+
 #: Every schema step, in order. Append; never edit a step that has shipped.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "catalog: companies, venues, events, speakers, sessions", _catalog),
     Migration(2, "registrations with capacity and waitlist", _registrations),
     Migration(3, "index for company search", _search_index),
+    Migration(4, "dead letters of confirmation emails", _dead_letters),
 )
 
 

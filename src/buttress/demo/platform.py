@@ -24,7 +24,7 @@ from typing import Any
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.demo import repository as repo
-from buttress.demo.errors import ApiError
+from buttress.demo.errors import ApiError, correlation_id
 from buttress.demo.providers.clients import EmailClient, IdentityClient, StorageClient
 from buttress.demo.settings import Settings
 from buttress.telemetry import REGISTRY, Registry
@@ -231,6 +231,7 @@ class Platform:
             "body": f"Hello {person['first_name']}, you are {result.status} for {result.event_title}.",
             "idempotency_key": f"registration-{result.id}",
             "registration_id": result.id,
+            "correlation_id": correlation_id(),
         }
         # The email goes out after the answer: a slow or failing provider never holds up a registration,
         # and what cannot be sent is dead-lettered (see Wiring.send_email).
@@ -257,10 +258,8 @@ class Platform:
         while self._emails_in_flight:
             await asyncio.gather(*list(self._emails_in_flight), return_exceptions=True)
 
-    async def deliver_email(self, message: dict[str, Any]) -> None:
-        """Send one confirmation through the email provider and record it (used by sends and replays)."""
-        payload = {k: message[k] for k in ("to", "subject", "body", "idempotency_key")}
-        await self.email.send(payload)
+    async def mark_sent(self, message: dict[str, Any]) -> None:
+        """Record that the confirmation of ``message``'s registration went out."""
         async with self.engine.begin() as conn:
             await repo.mark_confirmation_sent(conn, int(message["registration_id"]))
 

@@ -353,7 +353,7 @@ class Demo:
             for outcome in ("sent", "dead_lettered", "replayed")
         }
         dead = {
-            "depth": sum(v for lab, v in merged.series("buttress_dlq_depth")),
+            "depth": merged.value("buttress_demo_dead_letters"),
         }
         return Summary(
             elapsed=elapsed,

@@ -27,11 +27,11 @@ class ProviderError(Exception):
         self.status = status
 
 
-async def _call(http: Any, provider: str, method: str, url: str, **kwargs: Any) -> Any:
+async def _call(http: Any, provider: str, method: str, url: str, timeout: Any, **kwargs: Any) -> Any:
     import httpx
 
     try:
-        response = await http.request(method, url, **kwargs)
+        response = await http.request(method, url, timeout=timeout, **kwargs)
     except httpx.HTTPError as exc:
         raise ProviderError(provider, None, f"{type(exc).__name__}: {exc}") from exc
     if response.status_code >= 500:
@@ -39,46 +39,59 @@ async def _call(http: Any, provider: str, method: str, url: str, **kwargs: Any) 
     return response
 
 
-class EmailClient:
+class _Client:
+    http: Any
+    timeout: Any
+
+    def _timeout(self) -> Any:
+        return self.timeout if self.timeout is not None else self.http.timeout
+
+
+class EmailClient(_Client):
     """Sends messages through the email provider."""
 
     def __init__(self, http: Any, base_url: str) -> None:
         self.http = http
         self.url = base_url.rstrip("/") + "/messages"
+        self.timeout: Any = None  # the client's default until the wiring sets the policy's
 
     async def send(self, message: dict[str, Any]) -> int:
         """Send one message; returns the provider's message id (the same id for a repeated key)."""
-        response = await _call(self.http, "email", "POST", self.url, json=message)
+        response = await _call(self.http, "email", "POST", self.url, self._timeout(), json=message)
         if response.status_code >= 400:
             raise ProviderError("email", response.status_code, f"rejected the message: {response.text[:200]}")
         return int(response.json()["id"])
 
 
-class StorageClient:
+class StorageClient(_Client):
     """Signs object URLs through the storage provider."""
 
     def __init__(self, http: Any, base_url: str) -> None:
         self.http = http
         self.base = base_url.rstrip("/")
+        self.timeout: Any = None
 
     async def sign(self, key: str) -> str:
         """A signed URL for object ``key``."""
-        response = await _call(self.http, "storage", "GET", f"{self.base}/sign/{key}")
+        response = await _call(self.http, "storage", "GET", f"{self.base}/sign/{key}", self._timeout())
         if response.status_code >= 400:
             raise ProviderError("storage", response.status_code, f"could not sign {key!r}")
         return str(response.json()["url"])
 
 
-class IdentityClient:
+class IdentityClient(_Client):
     """Checks bearer tokens with the identity provider."""
 
     def __init__(self, http: Any, base_url: str) -> None:
         self.http = http
         self.url = base_url.rstrip("/") + "/verify"
+        self.timeout: Any = None
 
     async def verify(self, token: str) -> dict[str, Any] | None:
         """The token's principal (``{"subject", "roles"}``), or ``None`` when the provider says no."""
-        response = await _call(self.http, "identity", "POST", self.url, json={"token": token})
+        response = await _call(
+            self.http, "identity", "POST", self.url, self._timeout(), json={"token": token}
+        )
         if response.status_code in (401, 403):
             return None
         if response.status_code >= 400:
