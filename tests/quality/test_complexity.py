@@ -19,7 +19,7 @@ def figures(source: str) -> dict[str, tuple[int, int]]:
     return {f.name: (f.cyclomatic, f.cognitive) for f in measure_source(textwrap.dedent(source))}
 
 
-WHITE_PAPER = '''
+WHITE_PAPER = """
 def sum_of_primes(max):
     total = 0
     for i in range(1, max + 1):          # +1
@@ -57,7 +57,7 @@ def my_method(condition1, condition2):
 def my_method2(condition1):
     r = lambda: 1 if condition1 else 0   # +2: the lambda nests without an increment of its own
     return r
-'''
+"""
 
 
 def test_white_paper_examples():
@@ -99,7 +99,7 @@ def test_boolean_operator_sequences(expr, cognitive, cyclomatic):
 
 
 def test_if_elif_else_and_nesting():
-    got = figures('''
+    got = figures("""
         def f(a, b):
             if a == 1:          # +1
                 return 1
@@ -109,24 +109,24 @@ def test_if_elif_else_and_nesting():
                 if b:           # +2 (nesting 1)
                     return 3
             return 4
-    ''')
+    """)
     assert got["f"] == (4, 5)
 
 
 def test_else_if_written_out_is_not_elif():
-    got = figures('''
+    got = figures("""
         def f(a, b):
             if a:               # +1
                 pass
             else:               # +1
                 if b:           # +2
                     pass
-    ''')
+    """)
     assert got["f"] == (3, 4)
 
 
 def test_try_else_finally_and_with():
-    got = figures('''
+    got = figures("""
         def f(x):
             with open(x) as fh:         # with does not nest
                 try:                    # try does not nest
@@ -141,13 +141,13 @@ def test_try_else_finally_and_with():
                 finally:
                     if x:               # +1 (finally does not nest)
                         pass
-    ''')
+    """)
     # cyclomatic: 1 + if + 2 handlers + try-else + if
     assert got["f"] == (6, 5)
 
 
 def test_loops_with_else_and_conditional_expression_nesting():
-    got = figures('''
+    got = figures("""
         def f(items):
             while items:                        # +1
                 x = 1 if items[0] else 2        # +2 (nesting 1)
@@ -156,21 +156,21 @@ def test_loops_with_else_and_conditional_expression_nesting():
                 else:                           # +1
                     pass
             return x
-    ''')
+    """)
     # cyclomatic: 1 + while + ifexp + for(+1, +1 else)
     assert got["f"] == (5, 6)
 
 
 def test_comprehensions_count_for_cyclomatic_only():
-    got = figures('''
+    got = figures("""
         def f(rows):
             return [r for r in rows if r if r > 1]
-    ''')
+    """)
     assert got["f"] == (4, 0)
 
 
 def test_nested_function_counts_toward_outer_cognitive_only():
-    got = figures('''
+    got = figures("""
         def outer(a):
             if a:                       # outer +1
                 def inner(b):
@@ -179,26 +179,26 @@ def test_nested_function_counts_toward_outer_cognitive_only():
                     return 0
                 return inner
             return None
-    ''')
+    """)
     assert got["outer.<locals>.inner"] == (2, 1)
     assert got["outer"] == (2, 4)
 
 
 def test_decorator_wrapper_does_not_nest():
-    got = figures('''
+    got = figures("""
         def deco(fn):
             def wrapper(x):
                 if x:               # +1 for wrapper; +1 for deco (no extra nesting: deco is a wrapper)
                     return fn(x)
                 return None
             return wrapper
-    ''')
+    """)
     assert got["deco.<locals>.wrapper"][1] == 1
     assert got["deco"][1] == 1
 
 
 def test_class_resets_nesting_and_methods_are_named():
-    got = figures('''
+    got = figures("""
         class A:
             def m(self, x):
                 if x:
@@ -208,13 +208,13 @@ def test_class_resets_nesting_and_methods_are_named():
                 async for i in y:
                     if i:
                         return i
-    ''')
+    """)
     assert got["A.m"] == (3, 3)
     assert got["A.n"] == (3, 3)
 
 
 def test_match_with_guards_and_assert():
-    got = figures('''
+    got = figures("""
         def f(cmd, n):
             assert n
             match cmd:
@@ -224,7 +224,7 @@ def test_match_with_guards_and_assert():
                     return 2
                 case other:
                     return 3
-    ''')
+    """)
     # cyclomatic: 1 + assert + 3 cases (a capture pattern also matches everything, like `_`)
     assert got["f"][0] == 4
     assert got["f"][1] == 1

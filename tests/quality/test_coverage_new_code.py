@@ -106,8 +106,10 @@ def test_new_code_coverage_on_a_branch_lists_uncovered_new_lines(project):
     project.git("checkout", "-q", "-b", "feature")
     with (project.root / "pkg/calc.py").open("a", encoding="utf-8") as fh:
         fh.write(FEATURE)
-    project.write("tests/test_feature.py", "from pkg.calc import doubled\n\n\ndef test_tested():\n"
-                                             "    assert doubled(1) == 20\n")
+    project.write(
+        "tests/test_feature.py",
+        "from pkg.calc import doubled\n\n\ndef test_tested():\n    assert doubled(1) == 20\n",
+    )
     project.commit("feature")
     result = check(project.root / "pkg", run_tests=True, root=project.root, base="main")
     assert result.new_lines == 20
@@ -117,7 +119,8 @@ def test_new_code_coverage_on_a_branch_lists_uncovered_new_lines(project):
     new_cond = conditions(result)["coverage >= 90% on new code"]
     assert new_cond.status == "failed"
     [offender] = new_cond.offenders
-    assert offender.path == "pkg/calc.py" and offender.new
+    assert offender.path == "pkg/calc.py"
+    assert offender.new
     assert offender.properties["missing"] == list(range(23, 34))
     # Overall coverage fell against main's recorded 100 %: the drop condition fails and names the file.
     drop = conditions(result)["coverage_drop <= 0"]
@@ -146,7 +149,8 @@ def test_missing_coverage_data_says_how_to_produce_it(project):
     result = check(project.root / "pkg", root=project.root, record=False)
     cond = conditions(result)["coverage >= 90%"]
     assert cond.status == "unmeasured"
-    assert "coverage run --branch -m pytest" in cond.message and "--run-tests" in cond.message
+    assert "coverage run --branch -m pytest" in cond.message
+    assert "--run-tests" in cond.message
     assert result.exit_code == 2
 
 
@@ -160,8 +164,9 @@ def test_failing_tests_are_not_a_coverage_figure(project):
 
 def test_sonar_formula_counts_branch_outcomes_like_conditions():
     # 10 lines, 8 covered; 4 branch outcomes (two 2-way conditions), 3 taken: (8 + 3) / (10 + 4).
-    f = FileCoverage(set(range(1, 11)), set(range(1, 9)), {(2, 3), (2, 5), (6, 7), (6, 8)},
-                     {(2, 3), (2, 5), (6, 7)})
+    f = FileCoverage(
+        set(range(1, 11)), set(range(1, 9)), {(2, 3), (2, 5), (6, 7), (6, 8)}, {(2, 3), (2, 5), (6, 7)}
+    )
     total, line, branch = sonar_coverage([f])
     assert total == pytest.approx(100 * 11 / 14)
     assert line == 80.0

@@ -84,7 +84,9 @@ def test_renamed_copy_is_not_a_clone_without_normalisation_but_an_exact_copy_is(
 
 
 def test_blank_and_comment_lines_inside_a_clone_count_as_duplicated_lines():
-    spaced = BLOCK.replace("    total = taxed + shipping\n", "    total = taxed + shipping\n\n    # a comment\n")
+    spaced = BLOCK.replace(
+        "    total = taxed + shipping\n", "    total = taxed + shipping\n\n    # a comment\n"
+    )
     result = run({"a.py": spaced, "b.py": "z = 0\n" + spaced})
     assert result.duplicated["a.py"] == set(range(1, 17))
     assert result.duplicated["b.py"] == set(range(2, 18))
@@ -112,7 +114,9 @@ def test_a_clone_grows_past_min_tokens_and_three_copies_mark_all_three():
 def test_repetition_inside_one_file_is_found_but_never_overlaps_itself():
     twice = BLOCK + "\n" + BLOCK.replace("compute_totals", "again")
     result = run({"a.py": twice})
-    assert [(c.line, c.end_line, c.original_line, c.original_end_line) for c in result.clones] == [(16, 29, 1, 14)]
+    assert [(c.line, c.end_line, c.original_line, c.original_end_line) for c in result.clones] == [
+        (16, 29, 1, 14)
+    ]
 
 
 def test_new_code_density_counts_changed_lines_inside_clones():
@@ -125,9 +129,25 @@ def test_new_code_density_counts_changed_lines_inside_clones():
 
 def _stdlib_sample() -> list[Path]:
     lib = Path(sysconfig.get_paths()["stdlib"])
-    names = ["tokenize.py", "ast.py", "typing.py", "dataclasses.py", "argparse.py", "inspect.py",
-             "email/_header_value_parser.py", "json/decoder.py", "re/_parser.py", "string.py", "textwrap.py",
-             "pathlib.py", "fractions.py", "decimal.py", "difflib.py", "shlex.py", "configparser.py"]
+    names = [
+        "tokenize.py",
+        "ast.py",
+        "typing.py",
+        "dataclasses.py",
+        "argparse.py",
+        "inspect.py",
+        "email/_header_value_parser.py",
+        "json/decoder.py",
+        "re/_parser.py",
+        "string.py",
+        "textwrap.py",
+        "pathlib.py",
+        "fractions.py",
+        "decimal.py",
+        "difflib.py",
+        "shlex.py",
+        "configparser.py",
+    ]
     return [lib / n for n in names if (lib / n).is_file()]
 
 

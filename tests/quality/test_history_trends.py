@@ -7,14 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from buttress.cli.main import cli
 from buttress.errors import StoreError
 from buttress.quality.history import History, TestResult
 from buttress.quality.trends import compute_trends, render_html, render_png
-
-import pytest
 
 SUITE = """
 import os
@@ -38,9 +37,24 @@ def test_skipped():
 
 def run_pytest(repo, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:buttress_quality",
-         "-p", "buttress.quality.pytest_plugin", *args],
-        cwd=repo.root, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:buttress_quality",
+            "-p",
+            "buttress.quality.pytest_plugin",
+            *args,
+        ],
+        cwd=repo.root,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -88,16 +102,28 @@ def test_changed_code_is_a_new_code_key_so_a_fix_is_not_flaky(repo, tmp_path):
 def test_slower_tests_need_both_the_ratio_and_the_floor(tmp_path):
     history = History(tmp_path / "q.db")
     for i in range(4):
-        history.record_session(commit="c", code="c", duration=1.0 + i, when=1000.0 + i, results=[
-            TestResult("t::slow_now", "passed", 0.10),
-            TestResult("t::tiny", "passed", 0.001),
-            TestResult("t::noisy", "passed", 2.0),
-        ])
-    history.record_session(commit="c", code="c", duration=9.0, when=2000.0, results=[
-        TestResult("t::slow_now", "passed", 0.40),  # 4x and +0.3 s: slower
-        TestResult("t::tiny", "passed", 0.004),  # 4x but +3 ms: not worth a line
-        TestResult("t::noisy", "passed", 2.2),  # +0.2 s but only 1.1x
-    ])
+        history.record_session(
+            commit="c",
+            code="c",
+            duration=1.0 + i,
+            when=1000.0 + i,
+            results=[
+                TestResult("t::slow_now", "passed", 0.10),
+                TestResult("t::tiny", "passed", 0.001),
+                TestResult("t::noisy", "passed", 2.0),
+            ],
+        )
+    history.record_session(
+        commit="c",
+        code="c",
+        duration=9.0,
+        when=2000.0,
+        results=[
+            TestResult("t::slow_now", "passed", 0.40),  # 4x and +0.3 s: slower
+            TestResult("t::tiny", "passed", 0.004),  # 4x but +3 ms: not worth a line
+            TestResult("t::noisy", "passed", 2.2),  # +0.2 s but only 1.1x
+        ],
+    )
     trends = compute_trends(history)
     assert [t.nodeid for t in trends.slower] == ["t::slow_now"]
     assert trends.slower[0].ratio == pytest.approx(4.0)
@@ -108,9 +134,17 @@ def test_slower_tests_need_both_the_ratio_and_the_floor(tmp_path):
 def test_metric_trends_png_html_and_cli(tmp_path, monkeypatch):
     history = History(tmp_path / "q.db")
     for i, cov in enumerate((91.0, 92.5, 90.2)):
-        history.record_run(commit=f"c{i}", branch="main", target="src", profile="default", status="passed",
-                           overall={"coverage": cov, "cognitive": 12.0 + i, "duplication": 1.5},
-                           new={}, files={}, when=100.0 + i)
+        history.record_run(
+            commit=f"c{i}",
+            branch="main",
+            target="src",
+            profile="default",
+            status="passed",
+            overall={"coverage": cov, "cognitive": 12.0 + i, "duplication": 1.5},
+            new={},
+            files={},
+            when=100.0 + i,
+        )
     history.record_session(commit="c2", code="c2", duration=3.0, results=[TestResult("t::a", "passed", 0.2)])
     trends = compute_trends(history)
     assert [v for _, _, v in trends.series("coverage")] == [91.0, 92.5, 90.2]
@@ -118,12 +152,15 @@ def test_metric_trends_png_html_and_cli(tmp_path, monkeypatch):
     render_png(trends, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = render_html(trends)
-    assert "<svg" in page and "<script" not in page
+    assert "<svg" in page
+    assert "<script" not in page
     runner = CliRunner()
-    done = runner.invoke(cli, ["quality", "trends", "--db", str(tmp_path / "q.db"), "--html",
-                               str(tmp_path / "t.html")])
+    done = runner.invoke(
+        cli, ["quality", "trends", "--db", str(tmp_path / "q.db"), "--html", str(tmp_path / "t.html")]
+    )
     assert done.exit_code == 0, done.output
-    assert "coverage" in done.output and "90.2" in done.output
+    assert "coverage" in done.output
+    assert "90.2" in done.output
     assert (tmp_path / "t.html").is_file()
 
 

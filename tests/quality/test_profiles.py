@@ -36,7 +36,8 @@ def test_strict_extends_default_and_tightens_it():
 
 
 def test_user_profile_extends_overrides_and_switches_off():
-    cfg = loads("""
+    cfg = loads(
+        """
         [quality]
         profile = "team"
         [quality.profiles.base]
@@ -49,7 +50,8 @@ def test_user_profile_extends_overrides_and_switches_off():
         coverage_drop = "off"
         [quality.profiles.team.duplication]
         min_lines = 12
-    """.replace("\n        ", "\n"))
+    """.replace("\n        ", "\n")
+    )
     section = cfg.section("quality")
     p = resolve_profile("team", section["profiles"])
     assert p.chain == ("default", "strict", "base", "team")
@@ -58,7 +60,8 @@ def test_user_profile_extends_overrides_and_switches_off():
     assert c[("overall", "coverage")] == (">=", 80.0, "warning")
     assert ("overall", "coverage_drop") not in c
     assert c[("overall", "cyclomatic")] == ("<", 10.0, "error")
-    assert p.duplication.min_lines == 12 and p.duplication.min_tokens == 100
+    assert p.duplication.min_lines == 12
+    assert p.duplication.min_tokens == 100
 
 
 def test_a_profile_named_like_a_builtin_is_laid_over_it():
@@ -81,7 +84,8 @@ confidence = "sure"
 """)
     text = str(info.value)
     assert "quality.profiles.x.extend: unknown key" in text
-    assert 'quality.profiles.x.overall.coverag: unknown key' in text and 'did you mean "coverage"' in text
+    assert "quality.profiles.x.overall.coverag: unknown key" in text
+    assert 'did you mean "coverage"' in text
     assert "quality.profiles.x.overall.cyclomatic.must" in text
     assert "quality.profiles.x.security.confidence" in text
 

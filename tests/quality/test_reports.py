@@ -30,7 +30,7 @@ coverage = "off"
 security_high = "off"
 """
 
-TANGLED = '''
+TANGLED = """
 def tangled(a, b, c):
     if a:
         for x in b:
@@ -38,7 +38,7 @@ def tangled(a, b, c):
                 while c:
                     c -= 1
     return c
-'''
+"""
 
 
 def project(repo, *, tangled_first: bool = True):
@@ -62,7 +62,11 @@ def test_gate_fails_and_reports_everything(repo):
     assert by["duplication < 3%"].offenders[0].path == "pkg/b.py"
     # the file that does not parse is reported by name and line, and left out of every figure
     assert [(p.path, p.line) for p in result.problems] == [("pkg/broken.py", 1)]
-    assert result.measurements["duplication"].details["per_file"].keys() == {"pkg/a.py", "pkg/b.py", "pkg/t.py"}
+    assert result.measurements["duplication"].details["per_file"].keys() == {
+        "pkg/a.py",
+        "pkg/b.py",
+        "pkg/t.py",
+    }
     assert result.ordered()[0].status == "failed"
 
 
@@ -75,9 +79,13 @@ def test_fingerprints_survive_unrelated_lines_moving(repo):
     after = sarif.to_dict(check(repo.root / "pkg", root=repo.root, record=False))
 
     def prints(doc):
-        return {(r["ruleId"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]):
-                (r["partialFingerprints"]["buttress/v1"], r["locations"][0]["physicalLocation"]["region"]["startLine"])
-                for r in doc["runs"][0]["results"]}
+        return {
+            (r["ruleId"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]): (
+                r["partialFingerprints"]["buttress/v1"],
+                r["locations"][0]["physicalLocation"]["region"]["startLine"],
+            )
+            for r in doc["runs"][0]["results"]
+        }
 
     b, a = prints(before), prints(after)
     assert b.keys() == a.keys()
@@ -93,8 +101,9 @@ def test_fingerprint_changes_when_the_flagged_code_changes_and_counts_occurrence
     g = Finding("duplication.block", "x.py", 30, 36, "m", content="a = 1 b = 2")
     assert sarif.fingerprint(f, 0) == sarif.fingerprint(g, 0)  # whitespace does not matter
     assert sarif.fingerprint(f, 0) != sarif.fingerprint(f, 1)
-    assert sarif.fingerprint(f, 0) != sarif.fingerprint(Finding("duplication.block", "x.py", 3, 9, "m",
-                                                                content="a = 2 b = 2"), 0)
+    assert sarif.fingerprint(f, 0) != sarif.fingerprint(
+        Finding("duplication.block", "x.py", 3, 9, "m", content="a = 2 b = 2"), 0
+    )
 
 
 def test_junit_has_one_testcase_per_condition(repo):
@@ -114,13 +123,17 @@ def test_json_and_html_reports(repo):
     project(repo)
     result = check(repo.root / "pkg", root=repo.root, record=False)
     doc = json.loads(json_report.render(result))
-    assert doc["status"] == "failed" and doc["exit_code"] == 1
+    assert doc["status"] == "failed"
+    assert doc["exit_code"] == 1
     assert doc["conditions"][0]["status"] == "failed"
     assert doc["problems"][0]["path"] == "pkg/broken.py"
     page = html.render(result)
-    assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page.split("<body>")[1]
+    assert page.startswith("<!doctype html>")
+    assert "<script" not in page
+    assert "http" not in page.split("<body>")[1]
     assert "class='pair'" in page  # duplicated blocks side by side
-    assert "tangled" in page and "pkg/broken.py" in page
+    assert "tangled" in page
+    assert "pkg/broken.py" in page
 
 
 def test_cli_exit_codes_and_formats(repo, monkeypatch):
@@ -131,11 +144,17 @@ def test_cli_exit_codes_and_formats(repo, monkeypatch):
     assert failed.exit_code == 1, failed.output
     assert "FAILED" in failed.output
     out = repo.root / "report.sarif"
-    done = runner.invoke(cli, ["quality", "check", "pkg", "--format", "sarif", "--output", str(out), "--no-record"])
+    done = runner.invoke(
+        cli, ["quality", "check", "pkg", "--format", "sarif", "--output", str(out), "--no-record"]
+    )
     assert done.exit_code == 1
     assert json.loads(out.read_text())["version"] == "2.1.0"
-    repo.write("buttress.toml", CONFIG.replace('cognitive = "< 5"', 'cognitive = "< 50"')
-               .replace("[quality.profiles.static.new_code]", 'duplication = "< 90"\n[quality.profiles.static.new_code]'))
+    repo.write(
+        "buttress.toml",
+        CONFIG.replace('cognitive = "< 5"', 'cognitive = "< 50"').replace(
+            "[quality.profiles.static.new_code]", 'duplication = "< 90"\n[quality.profiles.static.new_code]'
+        ),
+    )
     passed = runner.invoke(cli, ["quality", "check", "pkg", "--format", "json", "--no-record"])
     assert passed.exit_code == 0, passed.output
     assert json.loads(passed.output)["status"] == "passed"

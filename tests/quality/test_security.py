@@ -46,7 +46,9 @@ def test_bandit_high_severity_finding_fails_the_gate(repo):
     cond = {r.condition.text: r for r in result.results}["security_high == 0"]
     assert cond.status == "failed"
     [finding] = cond.offenders
-    assert finding.rule == "security.B602" and finding.path == "app/risky.py" and finding.line == 6
+    assert finding.rule == "security.B602"
+    assert finding.path == "app/risky.py"
+    assert finding.line == 6
     assert {r.condition.text: r for r in result.results}["vulnerabilities == 0"].status == "skipped"
     assert result.exit_code == 1
 
@@ -55,8 +57,14 @@ def test_bandit_high_severity_finding_fails_the_gate(repo):
 def test_pip_audit_that_cannot_reach_its_index_is_unmeasured_not_a_pass(repo):
     # An injected fault: the package index is a closed port on this machine.
     repo.write("requirements.txt", "click==8.1.7\n")
-    repo.write("buttress.toml", CONFIG.replace("audit = false", 'audit = true\nrequirements = ["requirements.txt"]\n'
-                                               'index_url = "http://127.0.0.1:9/"\ntimeout = "20s"'))
+    repo.write(
+        "buttress.toml",
+        CONFIG.replace(
+            "audit = false",
+            'audit = true\nrequirements = ["requirements.txt"]\n'
+            'index_url = "http://127.0.0.1:9/"\ntimeout = "20s"',
+        ),
+    )
     repo.write("app/ok.py", "x = 1\n")
     repo.commit("init")
     result = check(repo.root / "app", root=repo.root, record=False)
@@ -70,7 +78,9 @@ def test_a_dependency_pip_audit_skips_is_a_finding_and_unmeasured(repo):
     # No such project exists on the index, so pip-audit skips it (and would still print "No known
     # vulnerabilities found"); here that is a finding and the figure is not measured.
     repo.write("requirements.txt", "buttress-quality-no-such-package-4b1d==0.0.1\n")
-    repo.write("buttress.toml", CONFIG.replace("audit = false", 'audit = true\nrequirements = ["requirements.txt"]'))
+    repo.write(
+        "buttress.toml", CONFIG.replace("audit = false", 'audit = true\nrequirements = ["requirements.txt"]')
+    )
     repo.write("app/ok.py", "x = 1\n")
     repo.commit("init")
     result = check(repo.root / "app", root=repo.root, record=False)

@@ -43,8 +43,9 @@ def profile_for(section: dict[str, Any], name: str | None) -> Profile:
 
 def _branch(root: Path) -> str | None:
     try:
-        out = subprocess.run(["git", "branch", "--show-current"], cwd=root, capture_output=True, text=True,
-                             check=False).stdout.strip()
+        out = subprocess.run(
+            ["git", "branch", "--show-current"], cwd=root, capture_output=True, text=True, check=False
+        ).stdout.strip()
     except OSError:
         return None
     return out or None
@@ -102,7 +103,13 @@ def check(
             overall.update(m.overall)
             new.update(m.new)
         history.record_run(
-            commit=result.commit, branch=_branch(root_path), target=context.target_key, profile=resolved.name,
-            status=result.status, overall=overall, new=new, files=files,
+            commit=result.commit,
+            branch=_branch(root_path),
+            target=context.target_key,
+            profile=resolved.name,
+            status=result.status,
+            overall=overall,
+            new=new,
+            files=files,
         )
     return result

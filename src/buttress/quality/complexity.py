@@ -37,7 +37,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from buttress.quality.gate import Context, Measurement
@@ -129,7 +129,8 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 def _child_fields(kind: type) -> tuple[str, ...]:
     if issubclass(kind, _LEAVES):
         return ()
-    return tuple(f for f in kind._fields if f not in _SCALAR_FIELDS)
+    fields: tuple[str, ...] = getattr(kind, "_fields", ())
+    return tuple(f for f in fields if f not in _SCALAR_FIELDS)
 
 
 class _Walker:
@@ -216,7 +217,7 @@ class _Walker:
 
     def _function(self, node: ast.AST) -> None:
         assert isinstance(node, _FUNCTIONS)
-        qual = ".".join(self.scope + [node.name]) if self.scope else node.name
+        qual = ".".join([*self.scope, node.name]) if self.scope else node.name
         record = _Open(qual, node, node.lineno)
         saved_offsets = [f.offset for f in self.open]
         if self.frame_is_function:
@@ -424,8 +425,8 @@ class ComplexityMeasure:
     new code only functions that contain a changed line count.
     """
 
-    name = "complexity"
-    metrics = ("cyclomatic", "cognitive")
+    name: str = "complexity"
+    metrics: tuple[str, ...] = ("cyclomatic", "cognitive")
 
     def compute(self, context: Context) -> Measurement:
         """Measure every function of every file that parses."""
@@ -435,7 +436,7 @@ class ComplexityMeasure:
         out = Measurement(self.name)
         cyc_items: list[tuple[float, Finding]] = []
         cog_items: list[tuple[float, Finding]] = []
-        rows = []
+        rows: list[dict[str, Any]] = []
         for a in context.measured():
             for fn in a.functions:
                 new = context.touches_new(a.rel, fn.line, fn.end_line)

@@ -138,7 +138,7 @@ def load_coverage(data_file: Path, root: Path, paths: list[Path]) -> tuple[dict[
         missing = set(entry.get("missing_lines", []))
         taken = {tuple(b) for b in entry.get("executed_branches", [])}
         lost = {tuple(b) for b in entry.get("missing_branches", [])}
-        facts[path.resolve()] = FileCoverage(executed | missing, executed, taken | lost, taken)  # type: ignore[arg-type]
+        facts[path.resolve()] = FileCoverage(executed | missing, executed, taken | lost, taken)
     return {p: facts.get(p.resolve(), FileCoverage()) for p in paths}, has_arcs
 
 
@@ -200,8 +200,8 @@ def _ranges(lines: list[int]) -> str:
 class CoverageMeasure:
     """The ``coverage`` measure: ``coverage``, ``line_coverage``, ``branch_coverage``, ``coverage_drop``."""
 
-    name = "coverage"
-    metrics = ("coverage", "line_coverage", "branch_coverage", "coverage_drop")
+    name: str = "coverage"
+    metrics: tuple[str, ...] = ("coverage", "line_coverage", "branch_coverage", "coverage_drop")
 
     def compute(self, context: Context) -> Measurement:
         """Read (or produce) coverage data and compute every figure."""
@@ -258,8 +258,10 @@ class CoverageMeasure:
         total, line, branch = sonar_coverage(list(restricted.values()))
         minimum = context.profile.coverage.min_new_lines
         count = context.new_line_count()
-        small = (f"only {count} new lines (< {minimum}); like SonarQube, coverage on new code is not "
-                 "judged for small changes")
+        small = (
+            f"only {count} new lines (< {minimum}); like SonarQube, coverage on new code is not "
+            "judged for small changes"
+        )
         for metric, value in (("coverage", total), ("line_coverage", line), ("branch_coverage", branch)):
             if value is not None:
                 out.new[metric] = round(value, 2)
@@ -292,7 +294,9 @@ class CoverageMeasure:
             return
         drop = round(record.overall["coverage"] - current, 2)
         out.overall["coverage_drop"] = max(drop, 0.0)
-        out.notes.append(f"base {str(context.base_commit)[:12]} recorded coverage {record.overall['coverage']:.2f}%")
+        out.notes.append(
+            f"base {str(context.base_commit)[:12]} recorded coverage {record.overall['coverage']:.2f}%"
+        )
         items = []
         base_files = record.files
         for rel, f in sorted(by_rel.items()):
@@ -322,8 +326,14 @@ class CoverageMeasure:
             parts.append(f"branches at {_ranges(partial)} only partly taken")
         content = "\n".join(" ".join(lines[n - 1].split()) for n in missing if 0 < n <= len(lines))
         return Finding(
-            "coverage.new" if new else "coverage.uncovered", rel, first, last, where + "; ".join(parts),
-            "warning", content or rel, new,
+            "coverage.new" if new else "coverage.uncovered",
+            rel,
+            first,
+            last,
+            where + "; ".join(parts),
+            "warning",
+            content or rel,
+            new,
             {"missing": missing, "partial": partial, "coverage": sonar_coverage([f])[0]},
         )
 

@@ -390,8 +390,8 @@ class DuplicationMeasure:
     changed lines that lie in a clone; it is not judged when fewer than ``min_new_lines`` lines changed.
     """
 
-    name = "duplication"
-    metrics = ("duplication", "duplicated_lines", "duplicated_blocks")
+    name: str = "duplication"
+    metrics: tuple[str, ...] = ("duplication", "duplicated_lines", "duplicated_blocks")
 
     def compute(self, context: Context) -> Measurement:
         """Find clones across every measured file that is not excluded from duplication."""
@@ -455,7 +455,11 @@ class DuplicationMeasure:
             )
         out.items = {"duplication": items, "duplicated_lines": items, "duplicated_blocks": items}
         new_items = [(v, f) for v, f in items if f.new]
-        out.new_items = {"duplication": new_items, "duplicated_lines": new_items, "duplicated_blocks": new_items}
+        out.new_items = {
+            "duplication": new_items,
+            "duplicated_lines": new_items,
+            "duplicated_blocks": new_items,
+        }
         out.details["clones"] = pairs
         out.details["per_file"] = {
             rel: {"lines": physical[rel], "duplicated": len(result.duplicated.get(rel, ()))}

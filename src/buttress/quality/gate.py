@@ -487,7 +487,8 @@ def _judge(cond: Condition, measurements: dict[str, Measurement], context: Conte
     if metric.kind == "max":
         offenders.sort(key=lambda f: -float(f.properties.get(cond.metric, 0)))
     status: Status = "failed" if cond.severity == "error" else "warned"
-    message = f"{cond.metric} is {_fmt(value)}{_unit(metric)}, needs {cond.op} {_fmt(cond.threshold)}{_unit(metric)}"
+    unit = _unit(metric)
+    message = f"{cond.metric} is {_fmt(value)}{unit}, needs {cond.op} {_fmt(cond.threshold)}{unit}"
     if offenders:
         message += f" ({len(offenders)} item{'s' if len(offenders) != 1 else ''})"
     return ConditionResult(cond, status, value, message, offenders)

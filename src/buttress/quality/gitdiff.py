@@ -70,8 +70,10 @@ def merge_base(root: Path, base: str) -> str:
 
 
 def changed_lines(root: Path, base_commit: str) -> dict[str, set[int]]:
-    """Per file (relative to ``root``, ``/``-separated), the line numbers added or modified since
-    ``base_commit``, working-tree edits and untracked files included."""
+    """Line numbers added or modified since ``base_commit``, per file relative to ``root``.
+
+    Working-tree edits and untracked files are included; paths use ``/`` separators.
+    """
     out = parse_diff(
         _git(root, "diff", "--unified=0", "--no-color", "--no-ext-diff", "--no-renames", base_commit)
     )

@@ -146,7 +146,8 @@ class History:
                 conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) > SCHEMA_VERSION:
                 raise StoreError(
-                    f"{self.path} was written by a newer buttress (schema {row[0]}); upgrade buttress to read it"
+                    f"{self.path} was written by a newer buttress (schema {row[0]}); "
+                    "upgrade buttress to read it"
                 )
             yield conn
             conn.commit()
@@ -177,9 +178,17 @@ class History:
             cur = conn.execute(
                 "INSERT INTO runs (time, commit_sha, branch, target, profile, status, overall, new, files)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (time.time() if when is None else when, commit, branch, target, profile, status,
-                 json.dumps(overall, sort_keys=True), json.dumps(new, sort_keys=True),
-                 json.dumps(files, sort_keys=True)),
+                (
+                    time.time() if when is None else when,
+                    commit,
+                    branch,
+                    target,
+                    profile,
+                    status,
+                    json.dumps(overall, sort_keys=True),
+                    json.dumps(new, sort_keys=True),
+                    json.dumps(files, sort_keys=True),
+                ),
             )
             return int(cur.lastrowid or 0)
 
@@ -224,8 +233,16 @@ class History:
             cur = conn.execute(
                 "INSERT INTO sessions (time, commit_sha, code, duration, passed, failed, skipped, errors)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (time.time() if when is None else when, commit, code, duration, counts["passed"],
-                 counts["failed"], counts["skipped"], counts["error"]),
+                (
+                    time.time() if when is None else when,
+                    commit,
+                    code,
+                    duration,
+                    counts["passed"],
+                    counts["failed"],
+                    counts["skipped"],
+                    counts["error"],
+                ),
             )
             session = int(cur.lastrowid or 0)
             conn.executemany(
@@ -237,7 +254,9 @@ class History:
     def sessions(self, limit: int = 200) -> list[SessionRecord]:
         """The latest ``limit`` sessions, oldest first."""
         with self._connect() as conn:
-            rows = conn.execute("SELECT * FROM sessions ORDER BY time DESC, id DESC LIMIT ?", (limit,)).fetchall()
+            rows = conn.execute(
+                "SELECT * FROM sessions ORDER BY time DESC, id DESC LIMIT ?", (limit,)
+            ).fetchall()
         return [SessionRecord(*r) for r in reversed(rows)]
 
     def results(self, session_ids: Iterable[int]) -> dict[int, list[TestResult]]:
@@ -257,5 +276,15 @@ class History:
 
 def _run(row: tuple[Any, ...]) -> RunRecord:
     rid, when, commit, branch, target, profile, status, overall, new, files = row
-    return RunRecord(rid, when, commit, branch, target, profile, status, json.loads(overall), json.loads(new),
-                     json.loads(files))
+    return RunRecord(
+        rid,
+        when,
+        commit,
+        branch,
+        target,
+        profile,
+        status,
+        json.loads(overall),
+        json.loads(new),
+        json.loads(files),
+    )

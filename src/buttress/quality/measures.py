@@ -16,4 +16,9 @@ from buttress.quality.security import SecurityMeasure
 __all__ = ["BUILTIN"]
 
 #: Every built-in measure. Complexity and duplication share one read-and-parse pass over the files.
-BUILTIN: tuple[Measure, ...] = (ComplexityMeasure(), DuplicationMeasure(), CoverageMeasure(), SecurityMeasure())
+BUILTIN: tuple[Measure, ...] = (
+    ComplexityMeasure(),
+    DuplicationMeasure(),
+    CoverageMeasure(),
+    SecurityMeasure(),
+)

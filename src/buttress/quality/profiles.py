@@ -31,7 +31,7 @@ _DEFAULT_EXCLUDE = [
 #: The built-in profiles, in the same form as ``[quality.profiles.<name>]`` in buttress.toml.
 BUILTIN_RAW: dict[str, dict[str, Any]] = {
     "default": {
-        "description": "SonarQube's gate: coverage >= 90%, complexity < 15, duplication < 3%, no high finding",
+        "description": "SonarQube's gate: coverage >= 90%, complexity < 15, duplication < 3%, no high issue",
         "include": ["**/*.py"],
         "exclude": _DEFAULT_EXCLUDE,
         "measures": ["complexity", "duplication", "coverage", "security"],
@@ -83,7 +83,7 @@ BUILTIN_RAW: dict[str, dict[str, Any]] = {
     },
     "strict": {
         "extends": "default",
-        "description": "default, tightened: coverage >= 95%, complexity < 10, duplication < 1%, no medium finding",
+        "description": "default tightened: coverage >= 95%, complexity < 10, duplication < 1%, no medium",
         "overall": {
             "coverage": ">= 95",
             "cyclomatic": "< 10",

@@ -63,7 +63,9 @@ def pytest_configure(config: pytest.Config) -> None:
     chosen = option or ("" if env in ("", "1") else env)
     path = Path(chosen) if chosen else Path(config.rootpath) / ".buttress" / "quality.db"
     # git runs where pytest was invoked: rootpath can be an ancestor when an option's value is a path.
-    config.pluginmanager.register(Recorder(path, Path(config.invocation_params.dir)), "buttress-quality-recorder")
+    config.pluginmanager.register(
+        Recorder(path, Path(config.invocation_params.dir)), "buttress-quality-recorder"
+    )
 
 
 def code_key(root: Path) -> tuple[str | None, str]:
@@ -73,10 +75,16 @@ def code_key(root: Path) -> tuple[str | None, str]:
     flaky. Outside git the key is ``"no-git"``.
     """
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--verify", "--quiet", "HEAD"], cwd=root, capture_output=True, text=True,
-            check=False,
-        ).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--verify", "--quiet", "HEAD"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+            or None
+        )
         diff = subprocess.run(
             ["git", "diff", "HEAD", "--no-color", "--no-ext-diff"], cwd=root, capture_output=True, check=False
         ).stdout
@@ -123,5 +131,7 @@ class Recorder:
             commit=commit,
             code=key,
             duration=time.perf_counter() - self.started,
-            results=[TestResult(n, o, round(self.durations.get(n, 0.0), 6)) for n, o in self.outcomes.items()],
+            results=[
+                TestResult(n, o, round(self.durations.get(n, 0.0), 6)) for n, o in self.outcomes.items()
+            ],
         )

@@ -18,6 +18,7 @@ index).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import subprocess
@@ -56,7 +57,8 @@ def bandit_findings(paths: list[Path], root: Path, confidence: str, skip: tuple[
             from bandit.core import manager as b_manager
     except ImportError:
         raise MeasureError(
-            "bandit is not installed; the security measure needs the 'quality' extra: pip install 'buttress[quality]'"
+            "bandit is not installed; the security measure needs the 'quality' extra: "
+            "pip install 'buttress[quality]'"
         ) from None
     if not paths:
         return []
@@ -83,11 +85,21 @@ def bandit_findings(paths: list[Path], root: Path, confidence: str, skip: tuple[
         content = " ".join(" ".join(line.split()[1:]) for line in text.splitlines())
         out.append(
             Finding(
-                f"security.{issue.test_id}", rel, min(lines), max(lines),
-                f"{issue.test_id} ({severity} severity, {str(issue.confidence).lower()} confidence): {issue.text}",
-                "error" if severity == "high" else "warning", content, False,
-                {"severity": severity, "confidence": str(issue.confidence).lower(), "test": issue.test_id,
-                 "cwe": getattr(getattr(issue, "cwe", None), "id", None)},
+                f"security.{issue.test_id}",
+                rel,
+                min(lines),
+                max(lines),
+                f"{issue.test_id} ({severity} severity, {str(issue.confidence).lower()} confidence): "
+                f"{issue.text}",
+                "error" if severity == "high" else "warning",
+                content,
+                False,
+                {
+                    "severity": severity,
+                    "confidence": str(issue.confidence).lower(),
+                    "test": issue.test_id,
+                    "cwe": getattr(getattr(issue, "cwe", None), "id", None),
+                },
             )
         )
     return out
@@ -116,13 +128,11 @@ def audit_dependencies(settings: SecuritySettings, root: Path) -> AuditResult:
     Raises:
         MeasureError: pip-audit is missing, cannot run, cannot reach its index or service, or times out.
     """
-    try:
-        import pip_audit  # noqa: F401  (only to say which extra is missing)
-    except ImportError:
+    if importlib.util.find_spec("pip_audit") is None:
         raise MeasureError(
             "pip-audit is not installed; the dependency audit needs the 'quality' extra: "
             "pip install 'buttress[quality]'"
-        ) from None
+        )
     result = AuditResult()
     sources: list[tuple[str, list[str]]] = []
     if settings.requirements:
@@ -132,7 +142,9 @@ def audit_dependencies(settings: SecuritySettings, root: Path) -> AuditResult:
                 raise MeasureError(f"security.requirements names {req}, which does not exist")
             args = ["-r", str(path)]
             # A pinned lock file needs no resolver; an index URL means "resolve through this index".
-            args += ["--index-url", settings.index_url] if settings.index_url else ["--no-deps", "--disable-pip"]
+            args += (
+                ["--index-url", settings.index_url] if settings.index_url else ["--no-deps", "--disable-pip"]
+            )
             sources.append((req, args))
     else:
         sources.append(("environment", ["--skip-editable"]))
@@ -148,15 +160,33 @@ def audit_dependencies(settings: SecuritySettings, root: Path) -> AuditResult:
                 if any(i in settings.ignore for i in ids):
                     continue
                 result.vulnerabilities.append(
-                    (dep["name"], dep.get("version", "?"), ids[0], list(vuln.get("fix_versions", [])),
-                     str(vuln.get("description", "")), name)
+                    (
+                        dep["name"],
+                        dep.get("version", "?"),
+                        ids[0],
+                        list(vuln.get("fix_versions", [])),
+                        str(vuln.get("description", "")),
+                        name,
+                    )
                 )
     return result
 
 
 def _run_pip_audit(settings: SecuritySettings, args: list[str], source: str) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "pip_audit", "-f", "json", "--progress-spinner", "off",
-            "-s", settings.service, "--timeout", str(int(max(1, settings.timeout))), *args]
+    argv = [
+        sys.executable,
+        "-m",
+        "pip_audit",
+        "-f",
+        "json",
+        "--progress-spinner",
+        "off",
+        "-s",
+        settings.service,
+        "--timeout",
+        str(int(max(1, settings.timeout))),
+        *args,
+    ]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=settings.timeout * 3, check=False)
     except subprocess.TimeoutExpired:
@@ -178,8 +208,8 @@ def _run_pip_audit(settings: SecuritySettings, args: list[str], source: str) -> 
 class SecurityMeasure:
     """The ``security`` measure: bandit counts by severity, and known dependency vulnerabilities."""
 
-    name = "security"
-    metrics = ("security_high", "security_medium", "security_low", "vulnerabilities")
+    name: str = "security"
+    metrics: tuple[str, ...] = ("security_high", "security_medium", "security_low", "vulnerabilities")
 
     def compute(self, context: Context) -> Measurement:
         """Run bandit and pip-audit as the profile says."""
@@ -230,25 +260,48 @@ class SecurityMeasure:
         for name, version, vid, fixes, description, source in result.vulnerabilities:
             where, line = self._locate(context, source, name)
             fix = f"; fixed in {', '.join(fixes)}" if fixes else "; no fixed version yet"
-            items.append((1.0, Finding(
-                "security.vulnerability", where, line, line, f"{name} {version}: {vid}{fix}. {description[:200]}",
-                "error", f"{name}|{vid}", False, {"package": name, "version": version, "id": vid, "fix": fixes},
-            )))
+            items.append(
+                (
+                    1.0,
+                    Finding(
+                        "security.vulnerability",
+                        where,
+                        line,
+                        line,
+                        f"{name} {version}: {vid}{fix}. {description[:200]}",
+                        "error",
+                        f"{name}|{vid}",
+                        False,
+                        {"package": name, "version": version, "id": vid, "fix": fixes},
+                    ),
+                )
+            )
         for name, reason, source in result.unaudited:
             where, line = self._locate(context, source, name)
-            out.findings.append(Finding(
-                "security.unaudited", where, line, line, f"{name} could not be audited: {reason}", "warning",
-                f"{name}|unaudited", False, {"package": name},
-            ))
+            out.findings.append(
+                Finding(
+                    "security.unaudited",
+                    where,
+                    line,
+                    line,
+                    f"{name} could not be audited: {reason}",
+                    "warning",
+                    f"{name}|unaudited",
+                    False,
+                    {"package": name},
+                )
+            )
         out.items["vulnerabilities"] = items
         out.findings.extend(f for _, f in items)
         out.details["audit"] = {"audited": result.audited, "unaudited": len(result.unaudited)}
         if result.unaudited:
             names = ", ".join(sorted({n for n, _, _ in result.unaudited})[:10])
             out.unmeasured.append(
-                f"{len(result.unaudited)} dependenc{'y' if len(result.unaudited) == 1 else 'ies'} could not be "
+                f"{len(result.unaudited)} dependenc{'y' if len(result.unaudited) == 1 else 'ies'} "
+                "could not be "
                 f"audited ({names}{'…' if len(result.unaudited) > 10 else ''}): pip-audit skipped "
-                f"{'it' if len(result.unaudited) == 1 else 'them'}, so 'no known vulnerability' would be a guess"
+                f"{'it' if len(result.unaudited) == 1 else 'them'}, "
+                "so 'no known vulnerability' would be a guess"
             )
             return
         out.overall["vulnerabilities"] = float(len(items))
@@ -256,7 +309,9 @@ class SecurityMeasure:
     @staticmethod
     def _locate(context: Context, source: str, package: str) -> tuple[str, int]:
         if source == "environment":
-            return ("pyproject.toml" if (context.root / "pyproject.toml").is_file() else "requirements.txt"), 1
+            return (
+                "pyproject.toml" if (context.root / "pyproject.toml").is_file() else "requirements.txt"
+            ), 1
         lines = context.lines(source)
         key = package.lower().replace("_", "-")
         for i, line in enumerate(lines, 1):

@@ -113,7 +113,7 @@ def relative(path: Path, root: Path) -> str:
 
 @dataclass(slots=True)
 class SourceFile:
-    """One Python file: its text, lines, and (once parsed) its syntax tree.
+    r"""One Python file: its text, lines, and (once parsed) its syntax tree.
 
     Attributes:
         path: absolute path.

@@ -33,8 +33,15 @@ if TYPE_CHECKING:
 __all__ = ["Trends", "compute_trends", "print_trends", "render_html", "render_png"]
 
 #: Figures shown in metric trends, in this order, when present.
-TREND_METRICS = ("coverage", "cyclomatic", "cognitive", "duplication", "security_high", "vulnerabilities",
-                 "unparsed_files")
+TREND_METRICS = (
+    "coverage",
+    "cyclomatic",
+    "cognitive",
+    "duplication",
+    "security_high",
+    "vulnerabilities",
+    "unparsed_files",
+)
 
 
 @dataclass(slots=True)
@@ -149,8 +156,15 @@ def print_trends(trends: Trends, console: Console) -> None:
         for col in ("when", "commit", "seconds", "passed", "failed", "skipped", "errors"):
             suite.add_column(col, justify="left" if col in ("when", "commit") else "right")
         for s in trends.sessions[-10:]:
-            suite.add_row(_when(s.time), (s.commit or "-")[:8], f"{s.duration:.2f}", str(s.passed), str(s.failed),
-                          str(s.skipped), str(s.errors))
+            suite.add_row(
+                _when(s.time),
+                (s.commit or "-")[:8],
+                f"{s.duration:.2f}",
+                str(s.passed),
+                str(s.failed),
+                str(s.skipped),
+                str(s.errors),
+            )
         console.print(suite)
         slow = Table(title="slowest tests (latest session)")
         slow.add_column("test")
@@ -162,7 +176,9 @@ def print_trends(trends: Trends, console: Console) -> None:
         for col in ("test", "latest s", "median s", "ratio", "samples"):
             regressed.add_column(col, justify="left" if col == "test" else "right")
         for t in trends.slower:
-            regressed.add_row(t.nodeid, f"{t.latest:.3f}", f"{t.median:.3f}", f"{t.ratio:.1f}×", str(t.samples))
+            regressed.add_row(
+                t.nodeid, f"{t.latest:.3f}", f"{t.median:.3f}", f"{t.ratio:.1f}×", str(t.samples)
+            )
         console.print(regressed if trends.slower else "No test got slower.")
         flaky = Table(title="flaky tests (different outcomes on the same code)")
         for col in ("test", "code", "outcomes"):
@@ -225,23 +241,37 @@ def _svg_line(title: str, series: dict[str, list[float]], width: int = 520, heig
         if not vs:
             continue
         step = (width - 60) / max(1, len(vs) - 1)
-        pts = " ".join(f"{40 + j * step:.1f},{10 + (height - 20) * (1 - (v - lo) / span):.1f}" for j, v in enumerate(vs))
+        pts = " ".join(
+            f"{40 + j * step:.1f},{10 + (height - 20) * (1 - (v - lo) / span):.1f}" for j, v in enumerate(vs)
+        )
         colour = colours[i % len(colours)]
         parts.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='{pts}'/>")
-        parts.append(f"<text x='{40 + i * 140}' y='{height + 25}' fill='{colour}'>{escape(name)} ({vs[-1]:g})</text>")
+        parts.append(
+            f"<text x='{40 + i * 140}' y='{height + 25}' fill='{colour}'>{escape(name)} ({vs[-1]:g})</text>"
+        )
     parts.append(f"<text x='0' y='14'>{hi:g}</text><text x='0' y='{height - 6}'>{lo:g}</text></svg>")
     return "".join(parts)
 
 
 def render_html(trends: Trends) -> str:
     """One self-contained HTML page: inline SVG charts and the tables (no script, nothing fetched)."""
-    body = ["<!doctype html><html><head><meta charset='utf-8'><title>buttress quality trends</title>",
-            "<style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ddd;padding:.2em .5em}</style></head><body><h1>Quality trends</h1>"]
-    body.append(_svg_line("coverage and duplication (%)",
-                          {m: [v for _, _, v in trends.series(m)] for m in ("coverage", "duplication")}))
-    body.append(_svg_line("worst function complexity",
-                          {m: [v for _, _, v in trends.series(m)] for m in ("cyclomatic", "cognitive")}))
+    body = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>buttress quality trends</title>",
+        "<style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ddd;padding:.2em .5em}</style></head><body><h1>Quality trends</h1>",
+    ]
+    body.append(
+        _svg_line(
+            "coverage and duplication (%)",
+            {m: [v for _, _, v in trends.series(m)] for m in ("coverage", "duplication")},
+        )
+    )
+    body.append(
+        _svg_line(
+            "worst function complexity",
+            {m: [v for _, _, v in trends.series(m)] for m in ("cyclomatic", "cognitive")},
+        )
+    )
     body.append(_svg_line("test suite wall time (s)", {"suite": [s.duration for s in trends.sessions]}))
 
     def table(title: str, head: list[str], rows: list[list[str]]) -> None:
@@ -254,9 +284,18 @@ def render_html(trends: Trends) -> str:
         body.append("</table>")
 
     table("slowest tests", ["test", "seconds"], [[n, f"{d:.3f}"] for n, d in trends.slowest])
-    table("tests that got slower", ["test", "latest", "median", "ratio"],
-          [[t.nodeid, f"{t.latest:.3f}", f"{t.median:.3f}", f"{t.ratio:.1f}×"] for t in trends.slower])
-    table("flaky tests", ["test", "code", "outcomes"],
-          [[f.nodeid, f.code[:20], ", ".join(f"{k} {v}" for k, v in sorted(f.outcomes.items()))] for f in trends.flaky])
+    table(
+        "tests that got slower",
+        ["test", "latest", "median", "ratio"],
+        [[t.nodeid, f"{t.latest:.3f}", f"{t.median:.3f}", f"{t.ratio:.1f}×"] for t in trends.slower],
+    )
+    table(
+        "flaky tests",
+        ["test", "code", "outcomes"],
+        [
+            [f.nodeid, f.code[:20], ", ".join(f"{k} {v}" for k, v in sorted(f.outcomes.items()))]
+            for f in trends.flaky
+        ],
+    )
     body.append("</body></html>\n")
     return "".join(body)

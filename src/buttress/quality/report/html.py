@@ -1,5 +1,4 @@
-"""A self-contained HTML report: conditions, a per-file table, the worst functions, and every
-duplicated block beside its original.
+"""A self-contained HTML report: conditions, files, worst functions, duplicated blocks side by side.
 
 One file, inline CSS, no script and nothing fetched, so it can be attached to a CI run or mailed.
 """
@@ -52,7 +51,8 @@ def render(result: GateResult, *, worst: int = 25, max_clones: int = 50) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>buttress quality gate</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>Quality gate</h1>",
-        f"<p class='verdict {result.status}'>{escape(result.status.upper())} (exit code {result.exit_code})</p>",
+        f"<p class='verdict {result.status}'>{escape(result.status.upper())} "
+        f"(exit code {result.exit_code})</p>",
         f"<p><small>profile {escape(result.profile)} · {result.files} files · commit "
         f"{escape((result.commit or 'none')[:12])}"
         + (f" · new code since {escape(result.base)} ({result.new_lines} lines)" if result.base else "")
@@ -60,8 +60,15 @@ def render(result: GateResult, *, worst: int = 25, max_clones: int = 50) -> str:
         "<h2>Conditions</h2>",
         _table(
             ["status", "condition", "value", "detail"],
-            [[f"<span class='{r.status}'>{r.status}</span>", escape(r.condition.text), _fmt(r.value),
-              escape(r.message)] for r in result.ordered()],
+            [
+                [
+                    f"<span class='{r.status}'>{r.status}</span>",
+                    escape(r.condition.text),
+                    _fmt(r.value),
+                    escape(r.message),
+                ]
+                for r in result.ordered()
+            ],
             {2},
         ),
     ]
@@ -71,13 +78,25 @@ def render(result: GateResult, *, worst: int = 25, max_clones: int = 50) -> str:
     security = [f for f in result.findings() if f.rule.startswith("security.")]
     if security:
         parts.append("<h2>Security</h2>")
-        parts.append(_table(["file", "line", "finding"],
-                            [[escape(f.path), f.line, escape(f.message)] for f in security], {1}))
+        parts.append(
+            _table(
+                ["file", "line", "finding"],
+                [[escape(f.path), f.line, escape(f.message)] for f in security],
+                {1},
+            )
+        )
     if result.problems:
         parts.append("<h2>Files left out</h2>")
-        parts.append(_table(["file", "line", "problem"],
-                            [[escape(p.path), p.line, escape(p.message)] for p in result.problems], {1}))
-    notes = [f"{escape(n)}: {escape(x)}" for n, m in result.measurements.items() for x in m.notes + m.unmeasured]
+        parts.append(
+            _table(
+                ["file", "line", "problem"],
+                [[escape(p.path), p.line, escape(p.message)] for p in result.problems],
+                {1},
+            )
+        )
+    notes = [
+        f"{escape(n)}: {escape(x)}" for n, m in result.measurements.items() for x in m.notes + m.unmeasured
+    ]
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{n}</li>" for n in notes) + "</ul>")
     parts.append("</body></html>\n")
@@ -109,11 +128,21 @@ def _files_section(result: GateResult) -> str:
     for rel in sorted(files):
         e = files[rel]
         density = 100.0 * e["duplicated"] / e["lines"] if e.get("lines") else None
-        rows.append([escape(rel), _fmt(e.get("lines")), _fmt(e.get("functions")), _fmt(e.get("cyclomatic")),
-                     _fmt(e.get("cognitive")), _fmt(density), _fmt(e.get("coverage"))])
+        rows.append(
+            [
+                escape(rel),
+                _fmt(e.get("lines")),
+                _fmt(e.get("functions")),
+                _fmt(e.get("cyclomatic")),
+                _fmt(e.get("cognitive")),
+                _fmt(density),
+                _fmt(e.get("coverage")),
+            ]
+        )
     return "<h2>Files</h2>" + _table(
         ["file", "lines", "functions", "max cyclomatic", "max cognitive", "duplication %", "coverage %"],
-        rows, {1, 2, 3, 4, 5, 6},
+        rows,
+        {1, 2, 3, 4, 5, 6},
     )
 
 
@@ -121,8 +150,16 @@ def _functions_section(result: GateResult, worst: int) -> str:
     cx = result.measurements.get("complexity")
     if cx is None or not cx.details.get("functions"):
         return ""
-    rows = [[escape(r["function"]), f"{escape(r['path'])}:{r['line']}", r["cyclomatic"], r["cognitive"],
-             "yes" if r["new"] else ""] for r in cx.details["functions"][:worst]]
+    rows = [
+        [
+            escape(r["function"]),
+            f"{escape(r['path'])}:{r['line']}",
+            r["cyclomatic"],
+            r["cognitive"],
+            "yes" if r["new"] else "",
+        ]
+        for r in cx.details["functions"][:worst]
+    ]
     return f"<h2>Worst {len(rows)} functions</h2>" + _table(
         ["function", "where", "cyclomatic", "cognitive", "new code"], rows, {2, 3}
     )

@@ -57,8 +57,9 @@ def results(result: GateResult) -> list[Finding]:
         key = (f.rule, f.path, f.line, f.end_line, f.message)
         old = chosen.get(key)
         if old is None or _rank(level) > _rank(old.level):
-            chosen[key] = Finding(f.rule, f.path, f.line, f.end_line, f.message, level, f.content, f.new,
-                                  f.properties)
+            chosen[key] = Finding(
+                f.rule, f.path, f.line, f.end_line, f.message, level, f.content, f.new, f.properties
+            )
 
     for r in result.results:
         if r.status in ("failed", "warned"):
@@ -66,12 +67,15 @@ def results(result: GateResult) -> list[Finding]:
                 add(f, "error" if r.status == "failed" else "warning")
     for f in result.findings():
         if f.rule.startswith("security.") and "severity" in f.properties:
-            add(f, {"high": "error", "medium": "warning"}.get(str(f.properties["severity"]), "note"))
+            add(f, _SEVERITY_LEVEL.get(str(f.properties["severity"]), "note"))
         elif f.rule in ("security.unaudited", "sources.unparsed"):
             add(f, "warning")
         elif f.rule == "security.vulnerability":
             add(f, "error")
     return sorted(chosen.values(), key=lambda f: (f.path, f.line, f.rule, f.message))
+
+
+_SEVERITY_LEVEL: dict[str, Level] = {"high": "error", "medium": "warning"}
 
 
 def _rank(level: Level) -> int:
@@ -94,33 +98,39 @@ def to_dict(result: GateResult) -> dict[str, Any]:
     rules = []
     for rule in rule_ids:
         name, text = _rule_meta(rule, examples[rule])
-        rules.append({
-            "id": rule,
-            "name": name,
-            "shortDescription": {"text": text},
-            "defaultConfiguration": {"level": "warning"},
-            "properties": {"tags": [rule.split(".", 1)[0], "quality"]},
-        })
+        rules.append(
+            {
+                "id": rule,
+                "name": name,
+                "shortDescription": {"text": text},
+                "defaultConfiguration": {"level": "warning"},
+                "properties": {"tags": [rule.split(".", 1)[0], "quality"]},
+            }
+        )
     seen: Counter[tuple[str, str, str]] = Counter()
     sarif_results = []
     for f in found:
         key = (f.rule, f.path, " ".join(f.content.split()))
         occurrence = seen[key]
         seen[key] += 1
-        sarif_results.append({
-            "ruleId": f.rule,
-            "ruleIndex": index[f.rule],
-            "level": f.level,
-            "message": {"text": f.message},
-            "locations": [{
-                "physicalLocation": {
-                    "artifactLocation": {"uri": f.path, "uriBaseId": "SRCROOT"},
-                    "region": {"startLine": max(1, f.line), "endLine": max(1, f.end_line, f.line)},
-                }
-            }],
-            "partialFingerprints": {FINGERPRINT_KEY: fingerprint(f, occurrence)},
-            "properties": {"new": f.new, **{k: v for k, v in f.properties.items() if _jsonable(v)}},
-        })
+        sarif_results.append(
+            {
+                "ruleId": f.rule,
+                "ruleIndex": index[f.rule],
+                "level": f.level,
+                "message": {"text": f.message},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": f.path, "uriBaseId": "SRCROOT"},
+                            "region": {"startLine": max(1, f.line), "endLine": max(1, f.end_line, f.line)},
+                        }
+                    }
+                ],
+                "partialFingerprints": {FINGERPRINT_KEY: fingerprint(f, occurrence)},
+                "properties": {"new": f.new, **{k: v for k, v in f.properties.items() if _jsonable(v)}},
+            }
+        )
     notifications = [
         {"level": "error", "message": {"text": f"{name}: {reason}"}}
         for name, m in result.measurements.items()
@@ -134,30 +144,36 @@ def to_dict(result: GateResult) -> dict[str, Any]:
     return {
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "buttress quality",
-                "version": version,
-                "informationUri": "https://github.com/buttress/buttress",
-                "rules": rules,
-            }},
-            "automationDetails": {"id": f"buttress-quality/{result.profile}/"},
-            "originalUriBaseIds": {"SRCROOT": {"uri": root_uri}},
-            "invocations": [{
-                "executionSuccessful": result.status != "unmeasured",
-                "exitCode": result.exit_code,
-                "toolExecutionNotifications": notifications,
-            }],
-            "results": sarif_results,
-            "properties": {
-                "profile": result.profile,
-                "status": result.status,
-                "conditions": [
-                    {"condition": r.condition.text, "status": r.status, "value": r.value}
-                    for r in result.ordered()
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "buttress quality",
+                        "version": version,
+                        "informationUri": "https://github.com/buttress/buttress",
+                        "rules": rules,
+                    }
+                },
+                "automationDetails": {"id": f"buttress-quality/{result.profile}/"},
+                "originalUriBaseIds": {"SRCROOT": {"uri": root_uri}},
+                "invocations": [
+                    {
+                        "executionSuccessful": result.status != "unmeasured",
+                        "exitCode": result.exit_code,
+                        "toolExecutionNotifications": notifications,
+                    }
                 ],
-            },
-        }],
+                "results": sarif_results,
+                "properties": {
+                    "profile": result.profile,
+                    "status": result.status,
+                    "conditions": [
+                        {"condition": r.condition.text, "status": r.status, "value": r.value}
+                        for r in result.ordered()
+                    ],
+                },
+            }
+        ],
     }
 
 

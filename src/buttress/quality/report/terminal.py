@@ -23,7 +23,9 @@ def print_result(result: GateResult, console: Console, *, offenders: int = 10) -
     """Print the conditions table, up to ``offenders`` offenders per broken condition, and problems."""
     head = f"quality gate · profile [bold]{result.profile}[/] · {result.files} files"
     if result.base:
-        head += f" · new code since {result.base} ({(result.base_commit or '')[:10]}, {result.new_lines} lines)"
+        head += (
+            f" · new code since {result.base} ({(result.base_commit or '')[:10]}, {result.new_lines} lines)"
+        )
     console.print(head)
     table = Table(show_header=True, header_style="bold", expand=False)
     table.add_column("status")
@@ -51,6 +53,9 @@ def print_result(result: GateResult, console: Console, *, offenders: int = 10) -
         console.print(f"[yellow]{len(result.problems)} file(s) left out:[/]")
         for p in result.problems[:20]:
             console.print(f"  {p.path}:{p.line}  {p.message}", markup=False, highlight=False)
-    verdict = {"passed": "[bold green]PASSED[/]", "failed": "[bold red]FAILED[/]",
-               "unmeasured": "[bold magenta]COULD NOT MEASURE[/]"}[result.status]
+    verdict = {
+        "passed": "[bold green]PASSED[/]",
+        "failed": "[bold red]FAILED[/]",
+        "unmeasured": "[bold magenta]COULD NOT MEASURE[/]",
+    }[result.status]
     console.print(f"{verdict} (exit code {result.exit_code})")
