@@ -2,6 +2,7 @@
 
 from buttress.resilience.backoff import Backoff
 from buttress.resilience.budget import AdaptiveThrottle, RetryBudget
+from buttress.resilience.bulkhead import Bulkhead
 from buttress.resilience.circuit import BreakerMetrics, CircuitBreaker, exponential_wait
 from buttress.resilience.errors import (
     BulkheadFullError,
@@ -12,24 +13,32 @@ from buttress.resilience.errors import (
     ThrottledError,
     TimeoutExceededError,
 )
+from buttress.resilience.fallback import NO_FALLBACK, Fallback
 from buttress.resilience.policy import Policy
+from buttress.resilience.ratelimit import RateLimiter
 from buttress.resilience.retry import Attempt, Retry, retry_after_hint
+from buttress.resilience.timeout import Timeout
 
 __all__ = [
+    "NO_FALLBACK",
     "AdaptiveThrottle",
     "Attempt",
     "Backoff",
     "BreakerMetrics",
+    "Bulkhead",
     "BulkheadFullError",
     "CircuitBreaker",
     "CircuitOpenError",
+    "Fallback",
     "Policy",
     "RateLimitedError",
+    "RateLimiter",
     "ResilienceError",
     "Retry",
     "RetryBudget",
     "RetryExhaustedError",
     "ThrottledError",
+    "Timeout",
     "TimeoutExceededError",
     "exponential_wait",
     "retry_after_hint",
