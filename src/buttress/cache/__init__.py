@@ -11,6 +11,10 @@ See ``docs/cache.md`` for backends, patterns (aside, read/write-through, write-b
 warming, TTL strategies and versioning.
 """
 
+import sys as _sys
+import types as _types
+from typing import Any as _Any
+
 from buttress.cache.api import AsyncCache, Cache
 from buttress.cache.backends.memory import MISS, MemoryStore
 from buttress.cache.invalidation import EventInvalidator, InvalidationBus, LocalBus, RedisBus
@@ -48,3 +52,19 @@ __all__ = [
     "fingerprint",
     "publish_event",
 ]
+
+
+class _CallableModule(_types.ModuleType):
+    """Lets ``buttress.cache("events")`` work although ``buttress.cache`` is this package.
+
+    The design's one-liner ``buttress.cache("events")`` names the package, because importing a
+    submodule always rebinds ``buttress.cache`` to the package; so the package itself is callable and
+    forwards to :func:`cache`. Type checkers see a module here: typed code imports
+    ``from buttress.cache import cache``.
+    """
+
+    def __call__(self, name: str, **kwargs: _Any) -> Cache:
+        return cache(name, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule
