@@ -131,6 +131,7 @@ def test_dashboard_shows_live_numbers_in_headless_chromium(tmp_path):
     assert len(after) >= 5
     assert sum(after.values()) > sum(before.values())
     assert {row[0] for row in second["caches"]} >= {"events", "speakers", "search"}
+    assert {b.split()[0] for b in second["breakers"]} >= {"email", "storage", "identity"}
     assert seen["controls"][0].startswith("down: true")
     assert seen["controls"][1].startswith("down: false")
     assert shot.stat().st_size > 10_000
