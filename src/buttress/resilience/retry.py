@@ -79,13 +79,14 @@ class _GiveUp(Exception):
 class _Retrying:
     """One call's retry state: attempts so far, its own delay sequence, when retrying started."""
 
-    __slots__ = ("attempts", "delays", "policy", "started")
+    __slots__ = ("attempts", "delays", "first_failure", "policy", "started")
 
     def __init__(self, policy: Retry) -> None:
         self.policy = policy
         self.attempts = 1
         self.delays = policy.backoff.delays()
         self.started = policy._mono()
+        self.first_failure = policy._clock.time()
 
     def delay_after_error(self, error: BaseException) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` to give up (the error is then re-raised)."""
@@ -132,8 +133,9 @@ class _Retrying:
         policy = self.policy
         kind = policy._failed_with if self.attempts > 1 else policy._failed_without
         kind.value += 1
-        try:
+        try:  # read by an outer DeadLetterQueue, and useful in logs
             error.retry_attempts = self.attempts  # type: ignore[attr-defined]
+            error.first_failure = self.first_failure  # type: ignore[attr-defined]
         except AttributeError:  # pragma: no cover - exceptions with __slots__ and no __dict__
             pass
 

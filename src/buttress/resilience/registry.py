@@ -1,0 +1,217 @@
+"""Named policies: ``buttress.policy("email")`` builds a :class:`Pipeline` from ``buttress.toml``.
+
+::
+
+    [resilience.policies.email]
+    retry = { attempts = 3, base = "1s", factor = 2, max = "10s" }
+    breaker = { window = "count:50", failure_rate = 0.6, wait_open = "10s", half_open_calls = 5 }
+    bulkhead = { max_concurrent = 50, max_wait = "100ms" }
+    http = { connect = "5s", read = "10s" }
+    dead_letter = "sqlite:.buttress/dlq.db"
+
+    send = buttress.policy("email")(send_confirmation)
+
+The pipeline is built once per name and process and then returned again, so every caller of
+``policy("email")`` shares one breaker, one bulkhead and one dead-letter queue — the state a policy is
+for. Its policies are named after the entry (``name="email"`` labels their metrics), composed in
+``order`` (default: timeout, retry, breaker, rate_limit, bulkhead, outermost first), with the dead-letter
+queue outermost so it sees what is left after every retry. Switching the process configuration with
+:func:`buttress.config.use` makes the next ``policy(name)`` build afresh; :func:`clear` forgets every
+built policy (tests).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from buttress.config import Config, current
+from buttress.errors import ConfigError, ConfigProblem
+from buttress.resilience.bulkhead import Bulkhead
+from buttress.resilience.circuit import CircuitBreaker, exponential_wait
+from buttress.resilience.pipeline import Pipeline
+from buttress.resilience.policy import Policy
+from buttress.resilience.ratelimit import RateLimiter
+from buttress.resilience.retry import Retry
+from buttress.resilience.timeout import Timeout
+
+__all__ = ["HttpTimeouts", "NamedPipeline", "build", "clear", "names", "policy"]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTimeouts:
+    """The HTTP client timeouts configured for a provider (seconds; ``None`` means the client's default).
+
+    The pipeline does not enforce these — the HTTP client does, per socket operation, which ends a stuck
+    request instead of abandoning it. Hand them to the client when you build it.
+    """
+
+    connect: float | None = None
+    read: float | None = None
+    write: float | None = None
+    pool: float | None = None
+
+    def as_httpx(self) -> Any:
+        """An ``httpx.Timeout`` with these values (needs the ``web`` extra)."""
+        try:
+            import httpx
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "HttpTimeouts.as_httpx() requires the 'web' extra: pip install 'buttress[web]'"
+            ) from exc
+        return httpx.Timeout(None, connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+
+class NamedPipeline(Pipeline):
+    """A pipeline built from configuration: its policies plus the settings that are not policies.
+
+    Attributes:
+        http: the ``http`` timeouts of the entry, for the provider's HTTP client.
+        settings: the checked configuration entry the pipeline was built from.
+    """
+
+    def __init__(
+        self, *policies: Policy, name: str, http: HttpTimeouts | None, settings: dict[str, Any]
+    ) -> None:
+        super().__init__(*policies, name=name)
+        self.http = http
+        self.settings = settings
+
+
+def build(name: str, entry: dict[str, Any]) -> NamedPipeline:
+    """Build the pipeline for one checked ``[resilience.policies.<name>]`` entry.
+
+    Args:
+        name: the entry's name; labels every policy's metrics.
+        entry: the checked entry (as :data:`buttress.resilience.schema.POLICY` returns it).
+    """
+    by_kind: dict[str, Policy] = {}
+    if entry.get("timeout"):
+        t = entry["timeout"]
+        by_kind["timeout"] = Timeout(t["duration"], name=name, sync=t["sync"])
+    if entry.get("retry"):
+        r = entry["retry"]
+        budget = throttle = None
+        if r["budget"] is not None:
+            from buttress.resilience.budget import RetryBudget
+
+            budget = RetryBudget(r["budget"], burst=r["budget_burst"])
+        if r["throttle_k"] is not None:
+            from buttress.resilience.budget import AdaptiveThrottle
+
+            throttle = AdaptiveThrottle(r["throttle_k"])
+        by_kind["retry"] = Retry(
+            name,
+            attempts=r["attempts"],
+            backoff=r["backoff"],
+            base=r["base"],
+            factor=r["factor"],
+            max_delay=r["max"],
+            jitter=r["jitter"],
+            max_time=r["max_time"],
+            budget=budget,
+            throttle=throttle,
+        )
+    if entry.get("breaker"):
+        b = entry["breaker"]
+        wait: Any = b["wait_open"]
+        if b["wait_open_factor"] > 1 or b["wait_open_max"] is not None:
+            wait = exponential_wait(b["wait_open"], b["wait_open_factor"], b["wait_open_max"])
+        by_kind["breaker"] = CircuitBreaker(
+            name,
+            window=b["window"],
+            failure_rate=b["failure_rate"],
+            slow_call_rate=b["slow_call_rate"],
+            slow_call_duration=b["slow_call_duration"],
+            minimum_calls=b["minimum_calls"],
+            wait_open=wait,
+            half_open_calls=b["half_open_calls"],
+            max_wait_half_open=b["max_wait_half_open"],
+            automatic_half_open=b["automatic_half_open"],
+        )
+    if entry.get("rate_limit"):
+        rl = entry["rate_limit"]
+        by_kind["rate_limit"] = RateLimiter(
+            name, rate=rl["rate"], period=rl["period"], burst=rl["burst"], max_wait=rl["max_wait"]
+        )
+    if entry.get("bulkhead"):
+        bh = entry["bulkhead"]
+        by_kind["bulkhead"] = Bulkhead(name, max_concurrent=bh["max_concurrent"], max_wait=bh["max_wait"])
+    order = entry.get("order") or []
+    missing = [kind for kind in by_kind if kind not in order]
+    if missing:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    f"resilience.policies.{name}.order",
+                    f"must name every configured policy; add {', '.join(map(repr, missing))}",
+                    order,
+                )
+            ]
+        )
+    policies: list[Policy] = [by_kind[kind] for kind in order if kind in by_kind]
+    store = entry.get("dead_letter")
+    if store:
+        from buttress.resilience.dlq import DeadLetterQueue, open_store
+
+        policies.insert(0, DeadLetterQueue(open_store(store), policy=name))
+    http = None
+    if entry.get("http"):
+        h = entry["http"]
+        http = HttpTimeouts(connect=h["connect"], read=h["read"], write=h["write"], pool=h["pool"])
+    return NamedPipeline(*policies, name=name, http=http, settings=entry)
+
+
+_lock = threading.Lock()
+# name -> (the configuration it was built from, the pipeline); holding the Config keeps identity checks sound.
+_built: dict[str, tuple[Config, NamedPipeline]] = {}
+
+
+def policy(name: str, *, config: Config | None = None) -> NamedPipeline:
+    """The pipeline configured as ``[resilience.policies.<name>]``; the same object on every call.
+
+    Args:
+        name: the entry's name.
+        config: the configuration to read (default: :func:`buttress.config.current`).
+
+    Raises:
+        ConfigError: when no such entry exists (listing the ones that do), or the file is invalid.
+    """
+    cfg = config if config is not None else current()
+    found = _built.get(name)
+    if found is not None and found[0] is cfg:
+        return found[1]
+    with _lock:
+        found = _built.get(name)
+        if found is not None and found[0] is cfg:
+            return found[1]
+        section = cfg.section("resilience")
+        entries = section["policies"]
+        if name not in entries:
+            known = ", ".join(sorted(entries)) or "none are configured"
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        f"resilience.policies.{name}",
+                        f"no such policy; add a [resilience.policies.{name}] table (configured: {known})",
+                        has_value=False,
+                    )
+                ],
+                cfg.source,
+            )
+        pipeline = build(name, entries[name])
+        _built[name] = (cfg, pipeline)
+        return pipeline
+
+
+def names(config: Config | None = None) -> list[str]:
+    """The configured policy names."""
+    cfg = config if config is not None else current()
+    return sorted(cfg.section("resilience")["policies"])
+
+
+def clear() -> None:
+    """Forget every built policy, so the next :func:`policy` call builds afresh (tests)."""
+    with _lock:
+        _built.clear()
