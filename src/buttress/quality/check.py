@@ -88,28 +88,32 @@ def check(
     context = Context(root_path, target_path, resolved, base=base, run_tests=run_tests, history=history)
     result = run_gate(context, BUILTIN if measures is None else measures)
     if record:
-        files: dict[str, dict[str, Any]] = {}
-        cov = result.measurements.get("coverage")
-        if cov is not None:
-            for rel, entry in cov.details.get("per_file", {}).items():
-                files.setdefault(rel, {})["coverage"] = entry["coverage"]
-        dup = result.measurements.get("duplication")
-        if dup is not None:
-            for rel, entry in dup.details.get("per_file", {}).items():
-                files.setdefault(rel, {})["duplicated"] = entry["duplicated"]
-        overall: dict[str, float] = {}
-        new: dict[str, float] = {}
-        for m in result.measurements.values():
-            overall.update(m.overall)
-            new.update(m.new)
-        history.record_run(
-            commit=result.commit,
-            branch=_branch(root_path),
-            target=context.target_key,
-            profile=resolved.name,
-            status=result.status,
-            overall=overall,
-            new=new,
-            files=files,
-        )
+        _record(history, result, context.target_key, resolved.name, root_path)
     return result
+
+
+def _record(history: History, result: GateResult, target: str, profile: str, root: Path) -> None:
+    """Store the run's figures, and each file's coverage and duplicated lines, in the history."""
+    files: dict[str, dict[str, Any]] = {}
+    for measure, key, field in (
+        ("coverage", "coverage", "coverage"),
+        ("duplication", "duplicated", "duplicated"),
+    ):
+        m = result.measurements.get(measure)
+        for rel, entry in (m.details.get("per_file", {}) if m is not None else {}).items():
+            files.setdefault(rel, {})[key] = entry[field]
+    overall: dict[str, float] = {}
+    new: dict[str, float] = {}
+    for m in result.measurements.values():
+        overall.update(m.overall)
+        new.update(m.new)
+    history.record_run(
+        commit=result.commit,
+        branch=_branch(root),
+        target=target,
+        profile=profile,
+        status=result.status,
+        overall=overall,
+        new=new,
+        files=files,
+    )

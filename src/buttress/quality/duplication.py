@@ -32,10 +32,11 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from buttress.quality.gate import Context, Measurement
+    from buttress.quality.model import Finding
 
 __all__ = [
     "Clone",
@@ -64,6 +65,13 @@ _MASK = (1 << 64) - 1
 _BASE = 0x100000001B3  # an odd 64-bit multiplier (FNV prime): spreads small token codes well
 _NAME_CODE = zlib.crc32(b"$N")
 _LITERAL_CODE = zlib.crc32(b"$L")
+#: Token text -> code, filled as tokens are met (keywords and operators repeat endlessly).
+_CODES: dict[str, int] = {}
+
+
+def _code(value: str) -> int:
+    code = _CODES[value] = zlib.crc32(value.encode()) or 1
+    return code
 
 
 @dataclass(slots=True)
@@ -112,28 +120,37 @@ def scan_tokens(
     Raises:
         tokenize.TokenError, SyntaxError: when ``text`` cannot be tokenized.
     """
-    codes: list[int] = []
-    starts = array("I")
-    ends = array("I")
-    content: list[str] = []
-    crc = zlib.crc32
-    kw = _KEYWORDS
-    for kind, value, line, end in tokens(text):
-        if kind == NAME:
-            if names and value not in kw:
-                code, value = _NAME_CODE, "$N"
-            else:
-                code = crc(value.encode())
-        elif kind == LITERAL and literals:
-            code, value = _LITERAL_CODE, "$L"
-        else:
-            code = crc(value.encode())
-        codes.append(code)
-        starts.append(line)
-        ends.append(end)
-        if keep_text:
-            content.append(value)
+    toks = list(tokens(text))
+    codes = _codes(toks, names, literals)
+    starts = array("I", [t[2] for t in toks])
+    ends = array("I", [t[3] for t in toks])
+    content = _normalised(toks, names, literals) if keep_text else []
     return TokenWindows(rel, _window_hashes(codes, min_tokens), starts, ends, content)
+
+
+def _codes(toks: list[tuple[int, str, int, int]], names: bool, literals: bool) -> list[int]:
+    kw, cache = _KEYWORDS, _CODES
+    # One comprehension rather than a loop of appends: about twice as fast.
+    return [
+        _NAME_CODE
+        if kind == NAME and names and value not in kw
+        else _LITERAL_CODE
+        if kind == LITERAL and literals
+        else cache.get(value) or _code(value)
+        for kind, value, _, _ in toks
+    ]
+
+
+def _normalised(toks: list[tuple[int, str, int, int]], names: bool, literals: bool) -> list[str]:
+    kw = _KEYWORDS
+    return [
+        "$N"
+        if kind == NAME and names and value not in kw
+        else "$L"
+        if kind == LITERAL and literals
+        else value
+        for kind, value, _, _ in toks
+    ]
 
 
 #: Token kinds as clone detection sees them: a name or keyword, a string or number, anything else.
@@ -165,6 +182,7 @@ _SCANNER = re.compile(
     re.S,
 )
 _GROUP_KIND = {2: LITERAL, 3: LITERAL, 4: NAME, 5: OTHER}
+_KINDS = {tokenize.NAME: NAME, tokenize.STRING: LITERAL, tokenize.NUMBER: LITERAL}
 
 
 def tokens(text: str) -> Iterator[tuple[int, str, int, int]]:
@@ -219,21 +237,14 @@ def _tokenize_tokens(text: str) -> Iterator[tuple[int, str, int, int]]:
     for tok in tokenize.generate_tokens(lambda: next(lines, "")):
         kind = tok.type
         if kind == fstring_start:
-            if depth == 0:
-                first = tok.start[0]
+            first = tok.start[0] if depth == 0 else first
             depth += 1
         elif kind == fstring_end:
             depth -= 1
             if depth == 0:
                 yield LITERAL, "f-string", first, tok.end[0]
-        elif depth or kind in _SKIP:
-            continue
-        elif kind == tokenize.NAME:
-            yield NAME, tok.string, tok.start[0], tok.end[0]
-        elif kind in (tokenize.STRING, tokenize.NUMBER):
-            yield LITERAL, tok.string, tok.start[0], tok.end[0]
-        else:
-            yield OTHER, tok.string, tok.start[0], tok.end[0]
+        elif not depth and kind not in _SKIP:
+            yield _KINDS.get(kind, OTHER), tok.string, tok.start[0], tok.end[0]
 
 
 def _window_hashes(codes: Sequence[int], k: int) -> array[int]:
@@ -322,39 +333,50 @@ def find_clones(
     del counts
     first: dict[int, tuple[int, int]] = {}
     clones: list[Clone] = []
+    for fi in range(len(files)):
+        clones.extend(_file_clones(files, fi, repeated, first, min_tokens))
+    kept = [
+        c for c in clones if c.lines >= min_lines and c.original_end_line - c.original_line + 1 >= min_lines
+    ]
     duplicated: dict[str, set[int]] = {rel: set() for rel in physical_lines}
-    k = min_tokens
-    for fi, f in enumerate(files):
-        w = f.windows
-        n = len(w)
-        covered = -1
-        for i in [i for i, h in enumerate(w) if h in repeated]:
-            h = w[i]
-            if i <= covered:
-                first.setdefault(h, (fi, i))
-                continue
-            earlier = first.get(h)
-            if earlier is None:
-                first[h] = (fi, i)
-                continue
-            gi, j = earlier
-            g = files[gi].windows
-            if gi == fi and j + k > i:
-                continue  # a block overlapping itself is repetition, not a copy
-            length = 1
-            limit = min(n - i, len(g) - j) if gi != fi else min(n - i, i - j - k + 1)
-            while length < limit and w[i + length] == g[j + length]:
-                length += 1
-            covered = i + length - 1
-            last = length - 1 + k - 1  # offset of the last token of the run
-            clone = _clone(f, i, i + last, files[gi], j, j + last, length - 1 + k)
-            if clone.lines >= min_lines and clone.original_end_line - clone.original_line + 1 >= min_lines:
-                clones.append(clone)
-                duplicated.setdefault(f.rel, set()).update(range(clone.line, clone.end_line + 1))
-                duplicated.setdefault(clone.original_path, set()).update(
-                    range(clone.original_line, clone.original_end_line + 1)
-                )
-    return DuplicationResult(clones, duplicated, dict(physical_lines))
+    for path, line, end in iter_clone_lines(kept):
+        duplicated.setdefault(path, set()).update(range(line, end + 1))
+    return DuplicationResult(kept, duplicated, dict(physical_lines))
+
+
+def _file_clones(
+    files: Sequence[TokenWindows], fi: int, repeated: set[int], first: dict[int, tuple[int, int]], k: int
+) -> Iterator[Clone]:
+    """The clones whose copy is in ``files[fi]``, each against the first place its start appeared.
+
+    ``first`` (hash -> first file and position) is shared across files and filled as they are walked.
+    """
+    f = files[fi]
+    w = f.windows
+    covered = -1
+    for i in [i for i, h in enumerate(w) if h in repeated]:
+        h = w[i]
+        earlier = first.setdefault(h, (fi, i))
+        if i <= covered or earlier == (fi, i):
+            continue  # inside the clone just found, or the first time this window is seen
+        gi, j = earlier
+        if gi == fi and j + k > i:
+            continue  # a block overlapping itself is repetition, not a copy
+        length = _run_length(w, i, files[gi].windows, j, k if gi == fi else 0)
+        covered = i + length - 1
+        last = length - 1 + k - 1  # offset of the last token of the run
+        yield _clone(f, i, i + last, files[gi], j, j + last, length - 1 + k)
+
+
+def _run_length(w: array[int], i: int, g: array[int], j: int, self_gap: int) -> int:
+    """How many consecutive windows match from ``w[i]`` and ``g[j]`` (never overlapping itself)."""
+    limit = min(len(w) - i, len(g) - j)
+    if self_gap:
+        limit = min(limit, i - j - self_gap + 1)
+    length = 1
+    while length < limit and w[i + length] == g[j + length]:
+        length += 1
+    return length
 
 
 def _clone(f: TokenWindows, a: int, b: int, g: TokenWindows, c: int, d: int, tokens: int) -> Clone:
@@ -396,7 +418,6 @@ class DuplicationMeasure:
     def compute(self, context: Context) -> Measurement:
         """Find clones across every measured file that is not excluded from duplication."""
         from buttress.quality.gate import Measurement
-        from buttress.quality.model import Finding
 
         settings = context.profile.duplication
         scanned = [a for a in context.measured() if a.windows is not None]
@@ -409,50 +430,12 @@ class DuplicationMeasure:
             "duplicated_lines": float(result.duplicated_lines),
             "duplicated_blocks": float(len(result.clones)),
         }
-        items: list[tuple[float, Finding]] = []
+        items = []
         pairs = []
         for clone in result.clones:
-            lines = context.lines(clone.path)
-            snippet = "\n".join(lines[clone.line - 1 : clone.end_line])
-            original = "\n".join(
-                context.lines(clone.original_path)[clone.original_line - 1 : clone.original_end_line]
-            )
-            new = context.touches_new(clone.path, clone.line, clone.end_line) or context.touches_new(
-                clone.original_path, clone.original_line, clone.original_end_line
-            )
-            finding = Finding(
-                "duplication.block",
-                clone.path,
-                clone.line,
-                clone.end_line,
-                f"lines {clone.line}-{clone.end_line} duplicate {clone.original_path}:"
-                f"{clone.original_line}-{clone.original_end_line} ({clone.tokens} tokens)",
-                "error",
-                " ".join(snippet.split()),
-                new,
-                {
-                    "tokens": clone.tokens,
-                    "lines": clone.lines,
-                    "original": clone.original_path,
-                    "original_line": clone.original_line,
-                    "original_end_line": clone.original_end_line,
-                },
-            )
+            finding, pair = _clone_finding(clone, context)
             items.append((float(clone.lines), finding))
-            pairs.append(
-                {
-                    "path": clone.path,
-                    "line": clone.line,
-                    "end_line": clone.end_line,
-                    "original_path": clone.original_path,
-                    "original_line": clone.original_line,
-                    "original_end_line": clone.original_end_line,
-                    "tokens": clone.tokens,
-                    "text": snippet,
-                    "original_text": original,
-                    "new": new,
-                }
-            )
+            pairs.append(pair)
         out.items = {"duplication": items, "duplicated_lines": items, "duplicated_blocks": items}
         new_items = [(v, f) for v, f in items if f.new]
         out.new_items = {
@@ -469,19 +452,58 @@ class DuplicationMeasure:
         if excluded:
             out.notes.append(f"{excluded} file(s) left out of duplication by duplication.exclude")
         if context.new_lines is not None:
-            density, dup, total = new_code_density(result, context.new_lines)
-            out.new = {
-                "duplication": round(density, 4),
-                "duplicated_lines": float(dup),
-                "duplicated_blocks": float(sum(1 for _, f in items if f.new)),
-            }
-            minimum = context.profile.coverage.min_new_lines
-            if context.new_line_count() < minimum:
-                reason = (
-                    f"only {context.new_line_count()} new lines (< {minimum}); like SonarQube, duplication "
-                    "on new code is not judged for small changes"
-                )
-                out.skipped_new["duplication"] = reason
-                out.skipped_new["duplicated_lines"] = reason
-            del total
+            _new_code(out, result, context)
         return out
+
+
+def _new_code(out: Measurement, result: DuplicationResult, context: Context) -> None:
+    """The new-code figures, or why they are not judged (a change smaller than ``min_new_lines``)."""
+    density, dup, _ = new_code_density(result, context.new_lines or {})
+    out.new = {
+        "duplication": round(density, 4),
+        "duplicated_lines": float(dup),
+        "duplicated_blocks": float(len(out.new_items.get("duplicated_blocks", []))),
+    }
+    minimum = context.profile.coverage.min_new_lines
+    count = context.new_line_count()
+    if count < minimum:
+        reason = (
+            f"only {count} new lines (< {minimum}); like SonarQube, duplication on new code is not "
+            "judged for small changes"
+        )
+        out.skipped_new["duplication"] = out.skipped_new["duplicated_lines"] = reason
+
+
+def _clone_finding(clone: Clone, context: Context) -> tuple[Finding, dict[str, Any]]:
+    """The report finding for ``clone`` and the side-by-side entry the HTML report shows."""
+    from buttress.quality.model import Finding
+
+    snippet = "\n".join(context.lines(clone.path)[clone.line - 1 : clone.end_line])
+    original = "\n".join(
+        context.lines(clone.original_path)[clone.original_line - 1 : clone.original_end_line]
+    )
+    new = context.touches_new(clone.path, clone.line, clone.end_line) or context.touches_new(
+        clone.original_path, clone.original_line, clone.original_end_line
+    )
+    where = {
+        "path": clone.path,
+        "line": clone.line,
+        "end_line": clone.end_line,
+        "original_path": clone.original_path,
+        "original_line": clone.original_line,
+        "original_end_line": clone.original_end_line,
+        "tokens": clone.tokens,
+    }
+    finding = Finding(
+        "duplication.block",
+        clone.path,
+        clone.line,
+        clone.end_line,
+        f"lines {clone.line}-{clone.end_line} duplicate {clone.original_path}:"
+        f"{clone.original_line}-{clone.original_end_line} ({clone.tokens} tokens)",
+        "error",
+        " ".join(snippet.split()),
+        new,
+        {**where, "lines": clone.lines, "original": clone.original_path},
+    )
+    return finding, {**where, "text": snippet, "original_text": original, "new": new}

@@ -468,30 +468,42 @@ def _judge(cond: Condition, measurements: dict[str, Measurement], context: Conte
     m = measurements.get(metric.measure)
     if m is None:
         return ConditionResult(cond, "unmeasured", None, f"the {metric.measure} measure did not run")
-    figures = m.overall if cond.scope == "overall" else m.new
-    if cond.scope == "new":
-        if context.base is None:
-            return ConditionResult(cond, "skipped", None, "no --base given, so there is no new code to judge")
-        if cond.metric in m.skipped_new:
-            return ConditionResult(cond, "skipped", None, m.skipped_new[cond.metric])
-    elif cond.metric in m.skipped:
-        return ConditionResult(cond, "skipped", None, m.skipped[cond.metric])
-    value = figures.get(cond.metric)
+    skipped = _skip_reason(cond, m, context)
+    if skipped is not None:
+        return ConditionResult(cond, "skipped", None, skipped)
+    value = (m.overall if cond.scope == "overall" else m.new).get(cond.metric)
     if value is None:
         reason = "; ".join(m.unmeasured) or f"{cond.metric} was not measured"
         return ConditionResult(cond, "unmeasured", None, reason)
-    items = (m.items if cond.scope == "overall" else m.new_items).get(cond.metric, [])
-    if cond.holds(value):
-        return ConditionResult(cond, "passed", value, f"{cond.metric} is {_fmt(value)}{_unit(metric)}")
-    offenders = [f for v, f in items if metric.kind != "max" or not cond.holds(v)]
-    if metric.kind == "max":
-        offenders.sort(key=lambda f: -float(f.properties.get(cond.metric, 0)))
-    status: Status = "failed" if cond.severity == "error" else "warned"
     unit = _unit(metric)
+    if cond.holds(value):
+        return ConditionResult(cond, "passed", value, f"{cond.metric} is {_fmt(value)}{unit}")
+    items = (m.items if cond.scope == "overall" else m.new_items).get(cond.metric, [])
+    offenders = _offenders(cond, metric, items)
     message = f"{cond.metric} is {_fmt(value)}{unit}, needs {cond.op} {_fmt(cond.threshold)}{unit}"
     if offenders:
         message += f" ({len(offenders)} item{'s' if len(offenders) != 1 else ''})"
-    return ConditionResult(cond, status, value, message, offenders)
+    return ConditionResult(
+        cond, "failed" if cond.severity == "error" else "warned", value, message, offenders
+    )
+
+
+def _skip_reason(cond: Condition, m: Measurement, context: Context) -> str | None:
+    """Why ``cond`` does not apply to this run, or ``None`` when it does."""
+    if cond.scope == "overall":
+        return m.skipped.get(cond.metric)
+    if context.base is None:
+        return "no --base given, so there is no new code to judge"
+    return m.skipped_new.get(cond.metric)
+
+
+def _offenders(cond: Condition, metric: Metric, items: list[tuple[float, Finding]]) -> list[Finding]:
+    """The items behind a broken condition: for a worst-item figure, only those that break it, worst first."""
+    if metric.kind != "max":
+        return [f for _, f in items]
+    offenders = [f for v, f in items if not cond.holds(v)]
+    offenders.sort(key=lambda f: -float(f.properties.get(cond.metric, 0)))
+    return offenders
 
 
 def _unit(metric: Metric) -> str:

@@ -94,14 +94,10 @@ def parse_diff(text: str) -> dict[str, set[int]]:
     for line in text.splitlines():
         if line.startswith("+++ "):
             name = line[4:].strip()
-            if name == "/dev/null":
-                current = None
-            else:
-                current = out.setdefault(name[2:] if name.startswith("b/") else name, set())
-        elif line.startswith("@@") and current is not None:
-            m = _HUNK.match(line)
-            if m:
-                start = int(m.group(1))
-                count = int(m.group(2)) if m.group(2) is not None else 1
-                current.update(range(start, start + count))
+            current = None if name == "/dev/null" else out.setdefault(name.removeprefix("b/"), set())
+            continue
+        m = _HUNK.match(line) if current is not None else None
+        if m is not None and current is not None:
+            start = int(m.group(1))
+            current.update(range(start, start + int(m.group(2) or 1)))
     return out

@@ -229,6 +229,85 @@ def chain_problems(name: str, user: Mapping[str, Any]) -> list[tuple[str, str]]:
     return []
 
 
+_Requirement = tuple[str, float, str] | None
+_TABLES = ("duplication", "coverage", "security")
+
+
+def _chain(name: str, user: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """:func:`_layers`, with a bad chain turned into a :class:`ConfigError` naming the key."""
+    known = sorted(set(_builtins()) | set(user))
+    try:
+        return _layers(name, user)
+    except KeyError as exc:
+        where = "quality.profile" if exc.args[0] == name else f"quality.profiles.{name}.extends"
+        problem = ConfigProblem(where, f"unknown profile; known: {', '.join(known)}", exc.args[0])
+    except RecursionError as exc:
+        problem = ConfigProblem(
+            f"quality.profiles.{name}.extends",
+            f"profiles extend each other in a cycle: {exc}",
+            has_value=False,
+        )
+    raise ConfigError([problem])
+
+
+def _merge_conditions(into: dict[tuple[str, str], _Requirement], scope: str, table: dict[str, Any]) -> None:
+    """Lay one profile's ``overall`` or ``new_code`` table over the inherited conditions."""
+    for metric, spec in table.items():
+        if spec is not None:
+            req = spec["must"]
+            into[(scope, metric)] = None if req is None else (req[0], req[1], spec["severity"])
+
+
+def _merge(
+    layers: list[tuple[str, dict[str, Any]]],
+) -> tuple[dict[str, Any], dict[tuple[str, str], _Requirement]]:
+    """Every layer laid over its parent: scalars and lists replace, tables merge key by key."""
+    merged: dict[str, Any] = {}
+    conditions: dict[tuple[str, str], _Requirement] = {}
+    for _, raw in layers:
+        for key, value in raw.items():
+            if value is not None and key != "extends":
+                _lay(merged, conditions, key, value)
+    return merged, conditions
+
+
+def _lay(
+    merged: dict[str, Any], conditions: dict[tuple[str, str], _Requirement], key: str, value: Any
+) -> None:
+    if key in ("overall", "new_code"):
+        _merge_conditions(conditions, "overall" if key == "overall" else "new", value)
+    elif key in _TABLES:
+        merged.setdefault(key, {}).update({k: v for k, v in value.items() if v is not None})
+    else:
+        merged[key] = value
+
+
+def _conditions(
+    name: str, conditions: dict[tuple[str, str], _Requirement], measures: tuple[str, ...]
+) -> tuple[Condition, ...]:
+    """The conditions still switched on, overall first; each must judge a measure the profile runs."""
+    out = []
+    problems = []
+    for (scope, metric), req in sorted(conditions.items(), key=lambda kv: (kv[0][0] != "overall", kv[0][1])):
+        if req is None:
+            continue
+        owner = METRICS[metric].measure
+        if owner not in measures and owner != "sources":
+            table = "overall" if scope == "overall" else "new_code"
+            problems.append(
+                ConfigProblem(
+                    f"quality.profiles.{name}.{table}.{metric}",
+                    f"judges the {owner} measure, which this profile does not run; add it to measures or "
+                    f'set {metric} = "off"',
+                    has_value=False,
+                )
+            )
+        out.append(Condition(metric, req[0], req[1], scope, req[2]))  # type: ignore[arg-type]
+    if problems:
+        raise ConfigError(problems)
+    return tuple(out)
+
+
 def resolve_profile(name: str, user: Mapping[str, Any] | None = None) -> Profile:
     """Build profile ``name`` from the built-ins and ``user`` (``[quality.profiles]``, validated).
 
@@ -236,62 +315,9 @@ def resolve_profile(name: str, user: Mapping[str, Any] | None = None) -> Profile
         ConfigError: the profile or a parent is unknown, the chain loops, or a condition names a
             metric whose measure the profile does not run.
     """
-    user = user or {}
-    known = sorted(set(_builtins()) | set(user))
-    try:
-        layers = _layers(name, user)
-    except KeyError as exc:
-        where = "quality.profile" if exc.args[0] == name else f"quality.profiles.{name}.extends"
-        raise ConfigError(
-            [ConfigProblem(where, f"unknown profile; known: {', '.join(known)}", exc.args[0])]
-        ) from None
-    except RecursionError as exc:
-        raise ConfigError(
-            [
-                ConfigProblem(
-                    f"quality.profiles.{name}.extends",
-                    f"profiles extend each other in a cycle: {exc}",
-                    has_value=False,
-                )
-            ]
-        ) from None
-    merged: dict[str, Any] = {}
-    conditions: dict[tuple[str, str], tuple[str, float, str] | None] = {}
-    for _, raw in layers:
-        for key, value in raw.items():
-            if value is None or key == "extends":
-                continue
-            if key in ("overall", "new_code"):
-                scope = "overall" if key == "overall" else "new"
-                for metric, spec in value.items():
-                    if spec is None:
-                        continue
-                    req = spec["must"]
-                    conditions[(scope, metric)] = None if req is None else (req[0], req[1], spec["severity"])
-            elif key in ("duplication", "coverage", "security"):
-                table = merged.setdefault(key, {})
-                table.update({k: v for k, v in value.items() if v is not None})
-            else:
-                merged[key] = value
+    layers = _chain(name, user or {})
+    merged, conditions = _merge(layers)
     measures = tuple(merged["measures"])
-    conds = []
-    problems = []
-    for (scope, metric), req in sorted(conditions.items(), key=lambda kv: (kv[0][0] != "overall", kv[0][1])):
-        if req is None:
-            continue
-        owner = METRICS[metric].measure
-        if owner not in measures and owner != "sources":
-            problems.append(
-                ConfigProblem(
-                    f"quality.profiles.{name}.{'overall' if scope == 'overall' else 'new_code'}.{metric}",
-                    f"judges the {owner} measure, which this profile does not run; add it to measures or "
-                    f'set {metric} = "off"',
-                    has_value=False,
-                )
-            )
-        conds.append(Condition(metric, req[0], req[1], scope, req[2]))  # type: ignore[arg-type]
-    if problems:
-        raise ConfigError(problems)
     dup, cov, sec = merged["duplication"], merged["coverage"], merged["security"]
     return Profile(
         name=name,
@@ -299,7 +325,7 @@ def resolve_profile(name: str, user: Mapping[str, Any] | None = None) -> Profile
         include=tuple(merged["include"]),
         exclude=tuple(merged["exclude"]),
         measures=measures,
-        conditions=tuple(conds),
+        conditions=_conditions(name, conditions, measures),
         duplication=DuplicationSettings(
             dup["min_tokens"], dup["min_lines"], tuple(dup["normalize"]), tuple(dup["exclude"])
         ),

@@ -109,16 +109,11 @@ class Recorder:
         """Add up each phase's time; the worst phase outcome wins (an error in teardown is an error)."""
         node = report.nodeid
         self.durations[node] = self.durations.get(node, 0.0) + float(report.duration)
-        if report.when == "call":
-            outcome = "failed" if report.failed else ("skipped" if report.skipped else "passed")
-            if hasattr(report, "wasxfail"):
-                outcome = "skipped" if report.skipped else "failed"
-            if self.outcomes.get(node) != "error":
-                self.outcomes[node] = outcome
-        elif report.failed:
-            self.outcomes[node] = "error"
-        elif report.skipped and node not in self.outcomes:
-            self.outcomes[node] = "skipped"
+        outcome = _outcome(report)
+        if outcome is None or self.outcomes.get(node) == "error":
+            return
+        if report.when == "call" or outcome == "error" or node not in self.outcomes:
+            self.outcomes[node] = outcome
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: Any) -> None:
         """Write the session and its results."""
@@ -135,3 +130,18 @@ class Recorder:
                 TestResult(n, o, round(self.durations.get(n, 0.0), 6)) for n, o in self.outcomes.items()
             ],
         )
+
+
+def _outcome(report: pytest.TestReport) -> str | None:
+    """What one phase says about its test.
+
+    The call's outcome; ``error`` for a failing setup or teardown; ``skipped`` for a skip in setup;
+    ``None`` for a setup or teardown that passed.
+    """
+    if report.when == "call":
+        if hasattr(report, "wasxfail"):
+            return "skipped" if report.skipped else "failed"
+        return "failed" if report.failed else ("skipped" if report.skipped else "passed")
+    if report.failed:
+        return "error"
+    return "skipped" if report.skipped else None

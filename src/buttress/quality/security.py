@@ -134,31 +134,36 @@ def audit_dependencies(settings: SecuritySettings, root: Path) -> AuditResult:
             "pip install 'buttress[quality]'"
         )
     result = AuditResult()
-    sources: list[tuple[str, list[str]]] = []
-    if settings.requirements:
-        for req in settings.requirements:
-            path = (root / req) if not Path(req).is_absolute() else Path(req)
-            if not path.is_file():
-                raise MeasureError(f"security.requirements names {req}, which does not exist")
-            args = ["-r", str(path)]
-            # A pinned lock file needs no resolver; an index URL means "resolve through this index".
-            args += (
-                ["--index-url", settings.index_url] if settings.index_url else ["--no-deps", "--disable-pip"]
-            )
-            sources.append((req, args))
-    else:
-        sources.append(("environment", ["--skip-editable"]))
-    for name, args in sources:
-        data = _run_pip_audit(settings, args, name)
-        for dep in data.get("dependencies", []):
-            if "skip_reason" in dep:
-                result.unaudited.append((dep.get("name", "?"), dep["skip_reason"], name))
-                continue
-            result.audited += 1
-            for vuln in dep.get("vulns", []):
-                ids = [vuln.get("id", "?"), *vuln.get("aliases", [])]
-                if any(i in settings.ignore for i in ids):
-                    continue
+    for name, args in _audit_sources(settings, root):
+        _collect(result, _run_pip_audit(settings, args, name), name, settings.ignore)
+    return result
+
+
+def _audit_sources(settings: SecuritySettings, root: Path) -> list[tuple[str, list[str]]]:
+    """``(what, pip-audit arguments)`` for each requirements file, or for this environment."""
+    if not settings.requirements:
+        return [("environment", ["--skip-editable"])]
+    sources = []
+    for req in settings.requirements:
+        path = (root / req) if not Path(req).is_absolute() else Path(req)
+        if not path.is_file():
+            raise MeasureError(f"security.requirements names {req}, which does not exist")
+        # A pinned lock file needs no resolver; an index URL means "resolve through this index".
+        extra = ["--index-url", settings.index_url] if settings.index_url else ["--no-deps", "--disable-pip"]
+        sources.append((req, ["-r", str(path), *extra]))
+    return sources
+
+
+def _collect(result: AuditResult, data: dict[str, Any], source: str, ignore: tuple[str, ...]) -> None:
+    """Add one pip-audit JSON document's vulnerabilities and skipped dependencies to ``result``."""
+    for dep in data.get("dependencies", []):
+        if "skip_reason" in dep:
+            result.unaudited.append((dep.get("name", "?"), dep["skip_reason"], source))
+            continue
+        result.audited += 1
+        for vuln in dep.get("vulns", []):
+            ids = [vuln.get("id", "?"), *vuln.get("aliases", [])]
+            if not any(i in ignore for i in ids):
                 result.vulnerabilities.append(
                     (
                         dep["name"],
@@ -166,10 +171,9 @@ def audit_dependencies(settings: SecuritySettings, root: Path) -> AuditResult:
                         ids[0],
                         list(vuln.get("fix_versions", [])),
                         str(vuln.get("description", "")),
-                        name,
+                        source,
                     )
                 )
-    return result
 
 
 def _run_pip_audit(settings: SecuritySettings, args: list[str], source: str) -> dict[str, Any]:

@@ -25,10 +25,11 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from buttress.quality.history import History, RunRecord, SessionRecord
+from buttress.quality.history import History, RunRecord, SessionRecord, TestResult
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
 __all__ = ["Trends", "compute_trends", "print_trends", "render_html", "render_png"]
 
@@ -97,25 +98,37 @@ def compute_trends(
     if not out.sessions:
         return out
     results = history.results(s.id for s in out.sessions)
-    latest = out.sessions[-1]
-    latest_results = results.get(latest.id, [])
-    out.slowest = sorted(((r.nodeid, r.duration) for r in latest_results), key=lambda x: -x[1])[:top]
+    latest = results.get(out.sessions[-1].id, [])
+    out.slowest = sorted(((r.nodeid, r.duration) for r in latest), key=lambda x: -x[1])[:top]
+    out.slower = _slower(out.sessions, results, ratio, floor)[:top]
+    out.flaky = _flaky(out.sessions, results)[:top]
+    return out
+
+
+def _slower(
+    sessions: list[SessionRecord], results: dict[int, list[TestResult]], ratio: float, floor: float
+) -> list[SlowerTest]:
+    """Tests of the latest session slower than ``ratio`` × and ``floor`` s over their earlier median."""
     earlier: dict[str, list[float]] = defaultdict(list)
-    for s in out.sessions[:-1]:
+    for s in sessions[:-1]:
         for r in results.get(s.id, []):
             if r.outcome == "passed":
                 earlier[r.nodeid].append(r.duration)
     slower = []
-    for r in latest_results:
+    for r in results.get(sessions[-1].id, []):
         past = earlier.get(r.nodeid, [])
         if r.outcome != "passed" or len(past) < 3:
             continue
         median = statistics.median(past)
         if r.duration >= ratio * median and r.duration - median >= floor:
             slower.append(SlowerTest(r.nodeid, r.duration, median, len(past)))
-    out.slower = sorted(slower, key=lambda s: -s.ratio)[:top]
+    return sorted(slower, key=lambda t: -t.ratio)
+
+
+def _flaky(sessions: list[SessionRecord], results: dict[int, list[TestResult]]) -> list[FlakyTest]:
+    """Tests that passed and failed (or errored) on the same code key."""
     by_code: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for s in out.sessions:
+    for s in sessions:
         for r in results.get(s.id, []):
             if r.outcome != "skipped":
                 by_code[(s.code, r.nodeid)][r.outcome] += 1
@@ -124,68 +137,96 @@ def compute_trends(
         for (code, nodeid), outcomes in by_code.items()
         if "passed" in outcomes and ({"failed", "error"} & set(outcomes))
     ]
-    out.flaky = sorted(flaky, key=lambda f: (-sum(f.outcomes.values()), f.nodeid))[:top]
-    return out
+    return sorted(flaky, key=lambda f: (-sum(f.outcomes.values()), f.nodeid))
 
 
 def _when(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
 
 
-def print_trends(trends: Trends, console: Console) -> None:
-    """Print every trend as rich tables."""
+def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
     from rich.table import Table
 
+    table = Table(title=title)
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def print_trends(trends: Trends, console: Console) -> None:
+    """Print every trend as rich tables."""
     if not trends.runs and not trends.sessions:
         console.print("No history yet: run `buttress quality check` and `pytest --buttress-history`.")
         return
     if trends.runs:
-        table = Table(title=f"metric trends over {len(trends.runs)} gate runs")
-        for col in ("metric", "first", "latest", "change", f"last {min(8, len(trends.runs))}"):
-            table.add_column(col, justify="left" if col == "metric" else "right")
-        for metric in TREND_METRICS:
-            series = trends.series(metric)
-            if not series:
-                continue
+        console.print(_metrics_table(trends))
+    if not trends.sessions:
+        return
+    suite = [
+        [
+            _when(s.time),
+            (s.commit or "-")[:8],
+            f"{s.duration:.2f}",
+            str(s.passed),
+            str(s.failed),
+            str(s.skipped),
+            str(s.errors),
+        ]
+        for s in trends.sessions[-10:]
+    ]
+    console.print(
+        _table(
+            f"test suite over {len(trends.sessions)} sessions",
+            ["when", "commit", "seconds", "passed", "failed", "skipped", "errors"],
+            suite,
+        )
+    )
+    console.print(
+        _table(
+            "slowest tests (latest session)",
+            ["test", "seconds"],
+            [[n, f"{d:.3f}"] for n, d in trends.slowest],
+        )
+    )
+    slower = [
+        [t.nodeid, f"{t.latest:.3f}", f"{t.median:.3f}", f"{t.ratio:.1f}×", str(t.samples)]
+        for t in trends.slower
+    ]
+    console.print(
+        _table(
+            "tests that got slower (latest vs median of earlier passing runs)",
+            ["test", "latest s", "median s", "ratio", "samples"],
+            slower,
+        )
+        if slower
+        else "No test got slower."
+    )
+    flaky = [
+        [f.nodeid, f.code[:20], ", ".join(f"{k} {v}" for k, v in sorted(f.outcomes.items()))]
+        for f in trends.flaky
+    ]
+    console.print(
+        _table("flaky tests (different outcomes on the same code)", ["test", "code", "outcomes"], flaky)
+        if flaky
+        else "No flaky test."
+    )
+
+
+def _metrics_table(trends: Trends) -> Table:
+    rows = []
+    for metric in TREND_METRICS:
+        series = trends.series(metric)
+        if series:
             first, latest = series[0][2], series[-1][2]
             recent = " ".join(f"{v:g}" for _, _, v in series[-8:])
-            table.add_row(metric, f"{first:g}", f"{latest:g}", f"{latest - first:+.2f}", recent)
-        console.print(table)
-    if trends.sessions:
-        suite = Table(title=f"test suite over {len(trends.sessions)} sessions")
-        for col in ("when", "commit", "seconds", "passed", "failed", "skipped", "errors"):
-            suite.add_column(col, justify="left" if col in ("when", "commit") else "right")
-        for s in trends.sessions[-10:]:
-            suite.add_row(
-                _when(s.time),
-                (s.commit or "-")[:8],
-                f"{s.duration:.2f}",
-                str(s.passed),
-                str(s.failed),
-                str(s.skipped),
-                str(s.errors),
-            )
-        console.print(suite)
-        slow = Table(title="slowest tests (latest session)")
-        slow.add_column("test")
-        slow.add_column("seconds", justify="right")
-        for nodeid, d in trends.slowest:
-            slow.add_row(nodeid, f"{d:.3f}")
-        console.print(slow)
-        regressed = Table(title="tests that got slower (latest vs median of earlier passing runs)")
-        for col in ("test", "latest s", "median s", "ratio", "samples"):
-            regressed.add_column(col, justify="left" if col == "test" else "right")
-        for t in trends.slower:
-            regressed.add_row(
-                t.nodeid, f"{t.latest:.3f}", f"{t.median:.3f}", f"{t.ratio:.1f}×", str(t.samples)
-            )
-        console.print(regressed if trends.slower else "No test got slower.")
-        flaky = Table(title="flaky tests (different outcomes on the same code)")
-        for col in ("test", "code", "outcomes"):
-            flaky.add_column(col)
-        for f in trends.flaky:
-            flaky.add_row(f.nodeid, f.code[:20], ", ".join(f"{k} {v}" for k, v in sorted(f.outcomes.items())))
-        console.print(flaky if trends.flaky else "No flaky test.")
+            rows.append([metric, f"{first:g}", f"{latest:g}", f"{latest - first:+.2f}", recent])
+    return _table(
+        f"metric trends over {len(trends.runs)} gate runs",
+        ["metric", "first", "latest", "change", f"last {min(8, len(trends.runs))}"],
+        rows,
+    )
 
 
 def render_png(trends: Trends, path: Path) -> None:

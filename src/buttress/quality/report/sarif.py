@@ -52,27 +52,36 @@ def fingerprint(f: Finding, occurrence: int) -> str:
 def results(result: GateResult) -> list[Finding]:
     """Every finding the SARIF file reports, deduplicated, in file and line order."""
     chosen: dict[tuple[str, str, int, int, str], Finding] = {}
-
-    def add(f: Finding, level: Level) -> None:
-        key = (f.rule, f.path, f.line, f.end_line, f.message)
-        old = chosen.get(key)
-        if old is None or _rank(level) > _rank(old.level):
-            chosen[key] = Finding(
-                f.rule, f.path, f.line, f.end_line, f.message, level, f.content, f.new, f.properties
-            )
-
     for r in result.results:
         if r.status in ("failed", "warned"):
             for f in r.offenders:
-                add(f, "error" if r.status == "failed" else "warning")
+                _add(chosen, f, "error" if r.status == "failed" else "warning")
     for f in result.findings():
-        if f.rule.startswith("security.") and "severity" in f.properties:
-            add(f, _SEVERITY_LEVEL.get(str(f.properties["severity"]), "note"))
-        elif f.rule in ("security.unaudited", "sources.unparsed"):
-            add(f, "warning")
-        elif f.rule == "security.vulnerability":
-            add(f, "error")
+        level = _level(f)
+        if level is not None:
+            _add(chosen, f, level)
     return sorted(chosen.values(), key=lambda f: (f.path, f.line, f.rule, f.message))
+
+
+def _level(f: Finding) -> Level | None:
+    """The level a finding outside any broken condition is reported at (``None``: not reported)."""
+    if f.rule == "security.vulnerability":
+        return "error"
+    if f.rule in ("security.unaudited", "sources.unparsed"):
+        return "warning"
+    if f.rule.startswith("security.") and "severity" in f.properties:
+        return _SEVERITY_LEVEL.get(str(f.properties["severity"]), "note")
+    return None
+
+
+def _add(chosen: dict[tuple[str, str, int, int, str], Finding], f: Finding, level: Level) -> None:
+    """Keep one result per region and message, at the loudest level it was reported at."""
+    key = (f.rule, f.path, f.line, f.end_line, f.message)
+    old = chosen.get(key)
+    if old is None or _rank(level) > _rank(old.level):
+        chosen[key] = Finding(
+            f.rule, f.path, f.line, f.end_line, f.message, level, f.content, f.new, f.properties
+        )
 
 
 _SEVERITY_LEVEL: dict[str, Level] = {"high": "error", "medium": "warning"}

@@ -27,24 +27,40 @@ def print_result(result: GateResult, console: Console, *, offenders: int = 10) -
             f" · new code since {result.base} ({(result.base_commit or '')[:10]}, {result.new_lines} lines)"
         )
     console.print(head)
+    console.print(_conditions(result))
+    _print_offenders(result, console, offenders)
+    _print_problems(result, console)
+    verdict = {
+        "passed": "[bold green]PASSED[/]",
+        "failed": "[bold red]FAILED[/]",
+        "unmeasured": "[bold magenta]COULD NOT MEASURE[/]",
+    }[result.status]
+    console.print(f"{verdict} (exit code {result.exit_code})")
+
+
+def _conditions(result: GateResult) -> Table:
     table = Table(show_header=True, header_style="bold", expand=False)
-    table.add_column("status")
-    table.add_column("condition")
-    table.add_column("value", justify="right")
-    table.add_column("detail")
+    for column in ("status", "condition", "value", "detail"):
+        table.add_column(column, justify="right" if column == "value" else "left")
     for r in result.ordered():
         label, style = _STYLE[r.status]
-        value = "" if r.value is None else f"{r.value:g}"
+        value = "" if r.value is None else f"{r.value:.4g}"
         table.add_row(Text(label, style=style), r.condition.text, value, r.message)
-    console.print(table)
+    return table
+
+
+def _print_offenders(result: GateResult, console: Console, limit: int) -> None:
     for r in result.ordered():
         if r.status not in ("failed", "warned") or not r.offenders:
             continue
         console.print(f"[bold]{r.condition.text}[/] — {len(r.offenders)} item(s):")
-        for f in r.offenders[:offenders]:
+        for f in r.offenders[:limit]:
             console.print(f"  {f.path}:{f.line}  {f.message}", highlight=False, markup=False)
-        if len(r.offenders) > offenders:
-            console.print(f"  … and {len(r.offenders) - offenders} more (see --format json or html)")
+        if len(r.offenders) > limit:
+            console.print(f"  … and {len(r.offenders) - limit} more (see --format json or html)")
+
+
+def _print_problems(result: GateResult, console: Console) -> None:
     for name, m in result.measurements.items():
         for reason in m.unmeasured:
             console.print(f"[magenta]{name} could not be measured:[/] ", end="")
@@ -53,9 +69,3 @@ def print_result(result: GateResult, console: Console, *, offenders: int = 10) -
         console.print(f"[yellow]{len(result.problems)} file(s) left out:[/]")
         for p in result.problems[:20]:
             console.print(f"  {p.path}:{p.line}  {p.message}", markup=False, highlight=False)
-    verdict = {
-        "passed": "[bold green]PASSED[/]",
-        "failed": "[bold red]FAILED[/]",
-        "unmeasured": "[bold magenta]COULD NOT MEASURE[/]",
-    }[result.status]
-    console.print(f"{verdict} (exit code {result.exit_code})")
