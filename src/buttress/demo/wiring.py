@@ -10,9 +10,10 @@ bus; an :class:`~buttress.cache.EventInvalidator` maps them to the tags of ``inv
 exactly those tags. With Redis the bump is a Redis counter announced on the namespace's invalidation
 channel, so every other worker drops its L1 copies too.
 
-**Providers.** Each provider call runs through its named policies, ``Retry`` outermost and a
-``CircuitBreaker`` inside it (an open circuit stops retrying at once), with the HTTP timeouts of
-``[demo.policies.<name>]``. What happens when a call still fails is the platform's choice per provider:
+**Providers.** Each provider call runs through its named policies, ``Retry`` outermost, a
+``CircuitBreaker`` inside it (an open circuit stops retrying at once) and a ``Bulkhead`` innermost,
+with the HTTP timeouts of ``[demo.policies.<name>]``. What happens when a call still fails is the
+platform's choice per provider:
 
 * email — the confirmation is dead-lettered (:mod:`buttress.demo.deadletters`) and replayed when the
   email breaker closes again, or by the periodic replay once the breaker lets a trial through;
@@ -151,7 +152,8 @@ class Wiring:
 
         from buttress.demo.deadletters import DeadLetters
         from buttress.demo.schema import POLICY
-        from buttress.resilience import CircuitBreaker
+        from buttress.resilience.bulkhead import Bulkhead
+        from buttress.resilience.circuit import CircuitBreaker
         from buttress.resilience.retry import Retry
         from buttress.telemetry import EVENTS, StateTransition
 
@@ -164,7 +166,12 @@ class Wiring:
         }
         clients = {"email": platform.email, "storage": platform.storage, "identity": platform.identity}
         for name, fn in targets.items():
-            policy = configured.get(name) or POLICY.parse({}, f"demo.policies.{name}", _no_problems())
+            where = f"demo.policies.{name}"
+            policy = dict(configured.get(name) or POLICY.parse({}, where, _no_problems()))
+            # A sub-table left out of the file comes back as None: fill it with its defaults.
+            for part in ("retry", "breaker", "bulkhead"):
+                if policy[part] is None:
+                    policy[part] = POLICY.fields[part].parse({}, f"{where}.{part}", _no_problems())
             b, r = policy["breaker"], policy["retry"]
             breaker = CircuitBreaker(
                 name,
@@ -187,9 +194,17 @@ class Wiring:
                 clock=platform.clock,
                 registry=platform.registry,
             )
+            bulkhead = Bulkhead(
+                name,
+                max_concurrent=policy["bulkhead"]["max_concurrent"],
+                max_wait=policy["bulkhead"]["max_wait"],
+                clock=platform.clock,
+                registry=platform.registry,
+            )
             clients[name].timeout = httpx.Timeout(policy["timeout"], connect=policy["connect_timeout"])
             self.breakers[name] = breaker
-            self._calls[name] = retry(breaker(fn))
+            # Resilience4j's order: retry outermost, then the breaker, the bulkhead innermost.
+            self._calls[name] = retry(breaker(bulkhead(fn)))
         self.dead_letters = DeadLetters(platform.engine, "email")
         if platform.settings.worker == "0":
             loop = asyncio.get_running_loop()
