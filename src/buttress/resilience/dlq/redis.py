@@ -125,6 +125,9 @@ class RedisStore(Store):
         client: a ready ``redis.Redis`` client to use instead of building one from ``url``.
         clock: wall-clock source for item timestamps.
         socket_timeout: seconds before a command is considered lost (it is then retried).
+        retries: how many times a command that lost its connection is retried, with exponential backoff
+            (up to 1 s apart), before the store reports a :class:`~buttress.errors.StoreError`. Retrying is
+            safe: every change is idempotent.
 
     Raises:
         ImportError: when the ``redis`` extra is missing.
@@ -139,6 +142,7 @@ class RedisStore(Store):
         client: Any = None,
         clock: Clock = SYSTEM_CLOCK,
         socket_timeout: float = 5.0,
+        retries: int = 8,
     ) -> None:
         redis = require("redis", "redis")
         self.url = redact(url)
@@ -154,7 +158,7 @@ class RedisStore(Store):
                 decode_responses=True,
                 socket_timeout=socket_timeout,
                 socket_connect_timeout=socket_timeout,
-                retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 8),
+                retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
                 retry_on_error=[redis.ConnectionError, redis.TimeoutError],
                 health_check_interval=30,
             )
