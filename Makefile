@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced-dev
 
-.PHONY: test lint typecheck pytest venv bench-venv clean lock
+.PHONY: test demo lint typecheck pytest venv bench-venv clean lock
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,22 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src/buttress
 
-pytest: $(STAMP)
+# The dashboard's browser test drives Debian's Chromium with playwright-core from npm (no browser download).
+BROWSER_DIR := tests/dashboard/browser
+BROWSER_STAMP := $(BROWSER_DIR)/node_modules/.package-lock.json
+$(BROWSER_STAMP): $(BROWSER_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd $(BROWSER_DIR) && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the browser test will be skipped (or fail under BUTTRESS_REQUIRE_SERVICES=1)"; fi
+
+pytest: $(STAMP) $(BROWSER_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The reference event platform on embedded defaults (SQLite, memory cache); DEMO_ARGS="--duration 60" bounds it.
+demo: $(STAMP)
+	$(BIN)/buttress demo $(DEMO_ARGS)
 
 # Regenerate the lock files after editing pyproject.toml's dependencies.
 lock: | $(BIN)/uv
