@@ -61,6 +61,8 @@ class Policy:
             raise TypeError(f"{type(self).__name__} decorates functions; got {fn!r}, which is not callable.")
         wrapped = self.wrap_async(fn) if is_async_callable(fn) else self.wrap_sync(fn)  # type: ignore[arg-type]
         functools.update_wrapper(wrapped, fn)
+        # Lets tools (`buttress dlq replay --handler`) find the undecorated function behind policies.
+        setattr(wrapped, "__buttress_policy__", self)  # noqa: B010 - a dunder mypy cannot know
         return cast(Callable[P, T], wrapped)
 
     def _wrapper_for(self, fn: Callable[..., Any], asynchronous: bool) -> Callable[..., Any]:
