@@ -12,7 +12,6 @@ import pytest
 from buttress.clock import VirtualClock
 from buttress.errors import ConfigError
 from buttress.resilience import Timeout, TimeoutExceededError
-from buttress.resilience._deadlines import scheduler_for
 from buttress.telemetry import Registry
 from buttress.testing import Faults, run_virtual
 
@@ -72,7 +71,7 @@ def test_many_calls_share_one_timer_and_each_gets_its_own_deadline(registry) -> 
 
     async def main() -> int:
         await asyncio.gather(*(one(i, i % 3) for i in range(20)))
-        return len(scheduler_for(asyncio.get_running_loop()))
+        return len(timeout._lanes.get(asyncio.get_running_loop()))
 
     leftover = run_virtual(main(), clock)
     for i in range(20):

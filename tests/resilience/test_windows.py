@@ -37,20 +37,30 @@ def test_count_window_matches_naive_model(size: int, seq: list[int]) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(size=st.integers(min_value=1, max_value=20), seq=st.lists(outcomes, max_size=120))
-def test_count_window_fast_path_reads_match_naive_model(size: int, seq: list[int]) -> None:
-    """The breaker's lock-free success path: take a sequence number, settle only a dirty slot."""
-    window = CountWindow(size)
+@given(
+    size=st.integers(min_value=1, max_value=20),
+    minimum=st.integers(min_value=1, max_value=20),
+    seq=st.lists(outcomes, max_size=120),
+)
+def test_count_window_fast_path_reads_match_naive_model(size: int, minimum: int, seq: list[int]) -> None:
+    """The lock-free success path: take a sequence number, go to the locked path on a marked slot."""
+    minimum = min(minimum, size)
+    window = CountWindow(size, judge_at=minimum - 1)
     history: list[int] = []
+    judged_at = []
     for outcome in seq:
         if outcome == 0:
             s = window.next()
             if window.ring[s % size]:
                 window.settle(s)
+                if len(history) + 1 == minimum:
+                    judged_at.append(len(history) + 1)
         else:
             window.record(outcome)
         history.append(outcome)
         assert window.snapshot() == naive_count(history, size)
+    if len(seq) >= minimum and seq[minimum - 1] == 0:
+        assert judged_at == [minimum]  # the success that filled the window to minimum took the locked path
 
 
 @settings(max_examples=300, deadline=None)

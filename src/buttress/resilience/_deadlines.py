@@ -1,101 +1,105 @@
-"""One shared deadline timer per event loop, for async timeouts.
+"""One shared deadline timer per timeout policy and event loop, for async timeouts.
 
-``asyncio.timeout`` creates a context manager object and schedules (and usually cancels) one loop timer
-per call. Here every timed call on a loop shares one scheduler: a heap of ``(deadline, seq, entry)`` and a
-single ``loop.call_at`` handle armed at the earliest deadline. A call pushes its entry and pops it when it
-finishes; the handle is only re-armed when a new deadline is earlier than the armed one, so with one
-timeout value (deadlines arrive in order) the loop sees about one timer per timeout period, not one per
-call. When the handle fires it cancels the tasks whose deadlines passed, exactly as ``asyncio.timeout``
-does (``task.cancel()``, then ``task.uncancel()`` when converting the ``CancelledError``).
+``asyncio.timeout`` builds a context manager and schedules (then cancels) one loop timer per call. Here
+all calls of one :class:`~buttress.resilience.Timeout` on one loop share a :class:`Lane`: a deque of
+``[deadline, task, cancelling, fired]`` entries and a single ``loop.call_at`` handle. Because the policy's
+timeout is fixed and the loop's clock only moves forward, deadlines join the lane in order, so adding is
+an ``append`` and finishing (the oldest call usually finishes first) a ``popleft`` — no heap. The handle is
+armed only when none is pending; when it fires it cancels the tasks whose deadlines passed, exactly as
+``asyncio.timeout`` does (``task.cancel()``, later ``task.uncancel()`` when the ``CancelledError`` is
+turned into a timeout), drops finished entries and re-arms at the next live deadline. So the loop sees
+about one timer per timeout period, not one per call.
 
-Finished entries are dropped from the top of the heap; one finished out of order waits there until the
-entries before it finish, so the heap holds at most the calls started within one timeout period.
+An entry that finishes out of order stays in the deque until the entries before it finish; the lane
+holds at most the calls started within one timeout period.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
-import math
+import collections
+import time
 import weakref
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
-__all__ = ["Entry", "Scheduler", "scheduler_for"]
+__all__ = ["DEADLINE", "FIRED", "TASK", "Lane"]
+
+# Entry fields: [deadline, task (None once finished or fired), cancelling() at the start, fired].
+DEADLINE: Final = 0
+TASK: Final = 1
+CANCELLING: Final = 2
+FIRED: Final = 3
 
 # asyncio runs a timer up to one clock resolution early; compare deadlines with that slack.
 _SLACK: Final = 1e-6
 
 
-class Entry:
-    """One timed call: its task while it runs (``None`` once finished or fired), and whether it fired."""
+def _clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """The loop's time function, skipping the Python method when it is plain ``time.monotonic``."""
+    own = loop.__dict__.get("time") if hasattr(loop, "__dict__") else None
+    if own is not None:
+        return own  # type: ignore[no-any-return] # e.g. a VirtualClock loop
+    if type(loop).time is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    return loop.time
 
-    __slots__ = ("cancelling", "fired", "task")
 
-    def __init__(self, task: asyncio.Task[object], cancelling: int) -> None:
-        self.task: asyncio.Task[object] | None = task
-        self.cancelling = cancelling
-        self.fired = False
+class Lane:
+    """The pending deadlines of one timeout policy on one event loop."""
 
-
-class Scheduler:
-    """The deadlines of one event loop."""
-
-    __slots__ = ("__weakref__", "_armed_at", "_handle", "_heap", "_loop", "_next")
+    __slots__ = ("__weakref__", "handle", "loop", "now", "queue")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._heap: list[tuple[float, int, Entry]] = []
-        self._handle: asyncio.TimerHandle | None = None
-        self._armed_at = math.inf
-        self._next = itertools.count().__next__
+        self.loop = loop
+        self.now = _clock_of(loop)
+        self.queue: collections.deque[list[Any]] = collections.deque()
+        self.handle: asyncio.TimerHandle | None = None
 
-    def add(self, deadline: float, task: asyncio.Task[object]) -> Entry:
-        """Start timing ``task`` until ``deadline`` (in ``loop.time()``)."""
-        entry = Entry(task, task.cancelling())
-        heapq.heappush(self._heap, (deadline, self._next(), entry))
-        if deadline < self._armed_at:
-            if self._handle is not None:
-                self._handle.cancel()
-            self._handle = self._loop.call_at(deadline, self._fire)
-            self._armed_at = deadline
-        return entry
+    def arm(self, deadline: float) -> None:
+        """Schedule the shared timer at ``deadline`` (no timer is pending)."""
+        self.handle = self.loop.call_at(deadline, self._fire)
 
-    def finish(self, entry: Entry) -> None:
-        """The timed call ended (either way); forget it."""
-        entry.task = None
-        heap = self._heap
-        while heap and heap[0][2].task is None:
-            heapq.heappop(heap)
+    def trim(self) -> None:
+        """Drop finished entries from the front."""
+        queue = self.queue
+        while queue and queue[0][TASK] is None:
+            queue.popleft()
 
     def _fire(self) -> None:
-        self._handle = None
-        self._armed_at = math.inf
-        heap = self._heap
-        now = self._loop.time() + _SLACK
-        while heap and heap[0][0] <= now:
-            entry = heapq.heappop(heap)[2]
-            task = entry.task
+        self.handle = None
+        queue = self.queue
+        now = self.loop.time() + _SLACK
+        while queue and queue[0][DEADLINE] <= now:
+            entry = queue.popleft()
+            task = entry[TASK]
             if task is not None:
-                entry.task = None
-                entry.fired = True
+                entry[TASK] = None
+                entry[FIRED] = True
                 task.cancel()
-        while heap and heap[0][2].task is None:
-            heapq.heappop(heap)
-        if heap:
-            self._armed_at = heap[0][0]
-            self._handle = self._loop.call_at(self._armed_at, self._fire)
+        self.trim()
+        if queue:
+            self.arm(queue[0][DEADLINE])
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self.queue)
 
 
-_schedulers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Scheduler] = weakref.WeakKeyDictionary()
+class Lanes:
+    """A policy's lanes by loop, with the last one used kept at hand."""
 
+    __slots__ = ("_by_loop", "last")
 
-def scheduler_for(loop: asyncio.AbstractEventLoop) -> Scheduler:
-    """The scheduler of ``loop``, created on first use and dropped with the loop."""
-    scheduler = _schedulers.get(loop)
-    if scheduler is None:
-        scheduler = _schedulers[loop] = Scheduler(loop)
-    return scheduler
+    def __init__(self) -> None:
+        self.last: Lane | None = None
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Lane] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self, loop: asyncio.AbstractEventLoop) -> Lane:
+        """The lane of ``loop`` (created on first use, dropped with the loop)."""
+        lane = self._by_loop.get(loop)
+        if lane is None:
+            lane = self._by_loop[loop] = Lane(loop)
+        self.last = lane
+        return lane

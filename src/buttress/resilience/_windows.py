@@ -37,6 +37,8 @@ FAILED = 1
 SLOW = 2
 SLOW_SUCCESS = 2
 SLOW_FAILED = 3
+#: Ring marker for "judge the window when this slot is first filled" (no failure or slow bit).
+JUDGE = 4
 
 
 class Snapshot(NamedTuple):
@@ -70,9 +72,13 @@ class CountWindow:
 
     __slots__ = ("_seq", "failed", "next", "owner", "ring", "size", "slow")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, judge_at: int | None = None) -> None:
         self.size = size
         self.ring = [SUCCESS] * size
+        if judge_at is not None:
+            # A marker with neither bit set: the success fast path, which only looks for a non-zero slot,
+            # then takes the locked path for the call that fills the window to ``judge_at + 1`` outcomes.
+            self.ring[judge_at % size] = JUDGE
         self.owner = [-1] * size  # sequence number of the last locked write to each slot
         self._seq = itertools.count()
         self.next: Callable[[], int] = self._seq.__next__

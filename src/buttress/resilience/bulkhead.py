@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.resilience._forward import build
 from buttress.resilience._util import check_duration, check_name, check_positive_int, wait_event
 from buttress.resilience.errors import BulkheadFullError
 from buttress.resilience.policy import Policy
@@ -231,43 +232,23 @@ class Bulkhead(Policy):
 
     # -- wrappers ------------------------------------------------------------------------------------
 
+    def _wrap(self, fn: Callable[..., Any], asynchronous: bool) -> Callable[..., Any]:
+        namespace = {
+            "fn": fn,
+            "get": self._slots.get_nowait,
+            "empty": queue.Empty,
+            "acquire": self.acquire_async if asynchronous else self.acquire,
+            "release": self.release,
+        }
+        return build(_BULKHEAD, fn, namespace, "bulkhead_call", asynchronous)
+
     def wrap_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """The sync wrapper: a non-blocking slot take, the call, the slot back."""
-        get = self._slots.get_nowait
-        acquire = self.acquire
-        release = self.release
-        empty = queue.Empty
-
-        def bulkhead_call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                get()
-            except empty:
-                acquire()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                release()
-
-        return bulkhead_call
+        return self._wrap(fn, asynchronous=False)
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         """The async wrapper: the same slots; waiting, when needed, on the event loop."""
-        get = self._slots.get_nowait
-        acquire = self.acquire_async
-        release = self.release
-        empty = queue.Empty
-
-        async def bulkhead_call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                get()
-            except empty:
-                await acquire()
-            try:
-                return await fn(*args, **kwargs)
-            finally:
-                release()
-
-        return bulkhead_call
+        return self._wrap(fn, asynchronous=True)
 
     def _enter(self) -> Any:
         self.acquire()
@@ -280,3 +261,17 @@ class Bulkhead(Policy):
 
     async def _aexit(self, token: Any, error: BaseException | None) -> None:
         self.release()
+
+
+# The free-slot path is one C call to take a slot and one to give it back.
+_BULKHEAD = """
+@async def bulkhead_call({params}):
+    try:
+        get()
+    except empty:
+        @await acquire()
+    try:
+        return @await fn({call})
+    finally:
+        release()
+"""

@@ -50,6 +50,7 @@ from typing import Any, Final
 from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress.config import parse_duration
 from buttress.errors import ConfigError, ConfigProblem
+from buttress.resilience._forward import build
 from buttress.resilience._util import (
     check_callable,
     check_duration,
@@ -399,7 +400,7 @@ class CircuitBreaker(Policy):
 
     def _new_window(self) -> CountWindow | TimeWindow:
         if self._window_kind == "count":
-            return CountWindow(self._window_size)
+            return CountWindow(self._window_size, judge_at=self._minimum_calls - 1)
         return TimeWindow(self._window_size, self._mono())
 
     @staticmethod
@@ -645,162 +646,99 @@ class CircuitBreaker(Policy):
         else:
             nxt, ring = fast
             seq = nxt()
-            if ring[seq % self._window_size] or seq == self._minimum_calls - 1:
+            if ring[seq % self._window_size]:
                 self._record_fast(fast, SUCCESS, seq)
 
+    def _wrap(self, fn: Callable[..., Any], asynchronous: bool) -> Callable[..., Any]:
+        """Build the wrapper; the closed-state code path is picked here, once, from the configuration."""
+        if self._window_kind == "count" and self._failure_if_result is None:
+            template = _COUNT_SLOW if self._slow_duration is not None else _COUNT
+        else:
+            template = _GENERIC
+        namespace = {
+            "core": self,
+            "fn": fn,
+            "guarded": self._guarded_async if asynchronous else self._guarded_sync,
+            "fast_error": self._fast_error,
+            "record_fast": self._record_fast,
+            "closed_generic": self._closed_generic,
+            "succ": self._c_successful,
+            "slow_successful": self._counters["slow_successful"],
+            "size": self._window_size,
+            "mono": self._mono,
+            "slow": self._slow_duration,
+        }
+        return build(template, fn, namespace, "breaker_call", asynchronous)
+
     def wrap_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """The sync wrapper; the closed-state code path is picked here, once, from the configuration."""
-        guarded = self._guarded_sync
-        fast_error = self._fast_error
-        record_fast = self._record_fast
-        succ = self._c_successful
-        core = self
-        size = self._window_size
-        # A success never raises a rate, but the one that makes the window reach minimum_calls must be
-        # judged: earlier failures may already be over the threshold.
-        judge_at = self._minimum_calls - 1
-        fast_variant = self._window_kind == "count" and self._failure_if_result is None
-
-        if fast_variant and self._slow_duration is None:
-
-            def breaker_call(*args: Any, **kwargs: Any) -> Any:
-                fast = core._fast
-                if fast is None:
-                    return guarded(fn, args, kwargs)
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException as exc:
-                    fast_error(fast, exc, 0.0)
-                    raise
-                nxt, ring = fast
-                seq = nxt()
-                if ring[seq % size] or seq == judge_at:
-                    record_fast(fast, SUCCESS, seq)
-                succ.value += 1
-                return result
-
-            return breaker_call
-
-        mono = self._mono
-        if fast_variant:
-            slow = self._slow_duration
-
-            def breaker_call_slow(*args: Any, **kwargs: Any) -> Any:
-                fast = core._fast
-                if fast is None:
-                    return guarded(fn, args, kwargs)
-                start = mono()
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException as exc:
-                    fast_error(fast, exc, mono() - start)
-                    raise
-                if mono() - start < slow:  # type: ignore[operator]
-                    nxt, ring = fast
-                    seq = nxt()
-                    if ring[seq % size] or seq == judge_at:
-                        record_fast(fast, SUCCESS, seq)
-                    succ.value += 1
-                else:
-                    record_fast(fast, SLOW_SUCCESS)
-                    core._counters["slow_successful"].value += 1
-                return result
-
-            return breaker_call_slow
-
-        closed_generic = self._closed_generic
-
-        def breaker_call_generic(*args: Any, **kwargs: Any) -> Any:
-            fast = core._fast
-            if fast is None:
-                return guarded(fn, args, kwargs)
-            start = mono()
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                fast_error(fast, exc, mono() - start)
-                raise
-            closed_generic(fast, result, mono() - start)
-            return result
-
-        return breaker_call_generic
+        """The sync wrapper (see :mod:`buttress.resilience._forward` for how it is built)."""
+        return self._wrap(fn, asynchronous=False)
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        """The async wrapper: the same paths as :meth:`wrap_sync` around ``await fn(...)``."""
-        guarded = self._guarded_async
-        fast_error = self._fast_error
-        record_fast = self._record_fast
-        succ = self._c_successful
-        core = self
-        size = self._window_size
-        # A success never raises a rate, but the one that makes the window reach minimum_calls must be
-        # judged: earlier failures may already be over the threshold.
-        judge_at = self._minimum_calls - 1
-        fast_variant = self._window_kind == "count" and self._failure_if_result is None
+        """The async wrapper: the same paths around ``await fn(...)``."""
+        return self._wrap(fn, asynchronous=True)
 
-        if fast_variant and self._slow_duration is None:
 
-            async def breaker_call(*args: Any, **kwargs: Any) -> Any:
-                fast = core._fast
-                if fast is None:
-                    return await guarded(fn, args, kwargs)
-                try:
-                    result = await fn(*args, **kwargs)
-                except BaseException as exc:
-                    fast_error(fast, exc, 0.0)
-                    raise
-                nxt, ring = fast
-                seq = nxt()
-                if ring[seq % size] or seq == judge_at:
-                    record_fast(fast, SUCCESS, seq)
-                succ.value += 1
-                return result
+# Closed, count window, no slow-call detection: no clock read at all. A success takes a sequence number
+# and looks at its slot; only a slot that is not a plain success (an old failure to evict, or the
+# minimum-calls marker) sends it to the locked path.
+_COUNT = """
+@async def breaker_call({params}):
+    fast = core._fast
+    if fast is None:
+        return @await guarded(fn, {args}, {kwargs})
+    try:
+        result = @await fn({call})
+    except BaseException as exc:
+        fast_error(fast, exc, 0.0)
+        raise
+    nxt, ring = fast
+    seq = nxt()
+    if ring[seq % size]:
+        record_fast(fast, 0, seq)
+    succ.value += 1
+    return result
+"""
 
-            return breaker_call
+# The same with slow-call detection: one clock read before the call and one after.
+_COUNT_SLOW = """
+@async def breaker_call({params}):
+    fast = core._fast
+    if fast is None:
+        return @await guarded(fn, {args}, {kwargs})
+    start = mono()
+    try:
+        result = @await fn({call})
+    except BaseException as exc:
+        fast_error(fast, exc, mono() - start)
+        raise
+    if mono() - start < slow:
+        nxt, ring = fast
+        seq = nxt()
+        if ring[seq % size]:
+            record_fast(fast, 0, seq)
+        succ.value += 1
+    else:
+        record_fast(fast, 2)
+        slow_successful.value += 1
+    return result
+"""
 
-        mono = self._mono
-        if fast_variant:
-            slow = self._slow_duration
-
-            async def breaker_call_slow(*args: Any, **kwargs: Any) -> Any:
-                fast = core._fast
-                if fast is None:
-                    return await guarded(fn, args, kwargs)
-                start = mono()
-                try:
-                    result = await fn(*args, **kwargs)
-                except BaseException as exc:
-                    fast_error(fast, exc, mono() - start)
-                    raise
-                if mono() - start < slow:  # type: ignore[operator]
-                    nxt, ring = fast
-                    seq = nxt()
-                    if ring[seq % size] or seq == judge_at:
-                        record_fast(fast, SUCCESS, seq)
-                    succ.value += 1
-                else:
-                    record_fast(fast, SLOW_SUCCESS)
-                    core._counters["slow_successful"].value += 1
-                return result
-
-            return breaker_call_slow
-
-        closed_generic = self._closed_generic
-
-        async def breaker_call_generic(*args: Any, **kwargs: Any) -> Any:
-            fast = core._fast
-            if fast is None:
-                return await guarded(fn, args, kwargs)
-            start = mono()
-            try:
-                result = await fn(*args, **kwargs)
-            except BaseException as exc:
-                fast_error(fast, exc, mono() - start)
-                raise
-            closed_generic(fast, result, mono() - start)
-            return result
-
-        return breaker_call_generic
+# Time windows and result predicates: every outcome is recorded under the lock.
+_GENERIC = """
+@async def breaker_call({params}):
+    fast = core._fast
+    if fast is None:
+        return @await guarded(fn, {args}, {kwargs})
+    start = mono()
+    try:
+        result = @await fn({call})
+    except BaseException as exc:
+        fast_error(fast, exc, mono() - start)
+        raise
+    closed_generic(fast, result, mono() - start)
+    return result
+"""
 
 
 def _state_reader(ref: weakref.ref[CircuitBreaker], state: str) -> Callable[[], float]:

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final
 
 from buttress.errors import ConfigError, ConfigProblem
+from buttress.resilience._forward import build
 from buttress.resilience._util import check_callable, check_exception_types, check_name, is_async_callable
 from buttress.resilience.policy import Policy
 from buttress.telemetry.registry import REGISTRY, Registry
@@ -138,6 +139,17 @@ class Fallback(Policy):
                 return answer(error) if callable(answer) else answer
         return NO_FALLBACK
 
+    def _namespace(self, fn: Callable[..., Any]) -> dict[str, Any]:
+        return {
+            "fn": fn,
+            "handles": self.handles,
+            "answer": self._answer,
+            "NO_FALLBACK": NO_FALLBACK,
+            "used": self._used,
+            "passed": self._passed,
+            "isawaitable": inspect.isawaitable,
+        }
+
     def wrap_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """The sync wrapper: a plain ``try``; the answer is computed only after a failure."""
         if self._answer_is_async:
@@ -145,40 +157,39 @@ class Fallback(Policy):
                 f"Fallback {self.name!r} has an async handler, so it can only guard async functions; "
                 f"{getattr(fn, '__qualname__', fn)!r} is sync."
             )
-        handles = self.handles
-        answer = self._answer
-
-        def fallback_call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(*args, **kwargs)
-            except Exception as exc:
-                if handles(exc):
-                    result = answer(exc, args, kwargs)
-                    if result is not NO_FALLBACK:
-                        self._used.value += 1
-                        return result
-                self._passed.value += 1
-                raise
-
-        return fallback_call
+        return build(_FALLBACK_SYNC, fn, self._namespace(fn), "fallback_call")
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         """The async wrapper; an async handler or hook is awaited."""
-        handles = self.handles
-        answer = self._answer
+        return build(_FALLBACK_ASYNC, fn, self._namespace(fn), "fallback_call")
 
-        async def fallback_call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return await fn(*args, **kwargs)
-            except Exception as exc:
-                if handles(exc):
-                    result = answer(exc, args, kwargs)
-                    if inspect.isawaitable(result):
-                        result = await result
-                    if result is not NO_FALLBACK:
-                        self._used.value += 1
-                        return result
-                self._passed.value += 1
-                raise
 
-        return fallback_call
+_FALLBACK_SYNC = """
+def fallback_call({params}):
+    try:
+        return fn({call})
+    except Exception as exc:
+        if handles(exc):
+            result = answer(exc, {args}, {kwargs})
+            if result is not NO_FALLBACK:
+                used.value += 1
+                return result
+        passed.value += 1
+        raise
+"""
+
+_FALLBACK_ASYNC = """
+async def fallback_call({params}):
+    try:
+        return await fn({call})
+    except Exception as exc:
+        if handles(exc):
+            result = answer(exc, {args}, {kwargs})
+            if isawaitable(result):
+                result = await result
+            if result is not NO_FALLBACK:
+                used.value += 1
+                return result
+        passed.value += 1
+        raise
+"""

@@ -26,6 +26,7 @@ from typing import Any
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ConfigError, ConfigProblem
+from buttress.resilience._forward import build
 from buttress.resilience._util import asleep, check_duration, check_name
 from buttress.resilience.errors import RateLimitedError
 from buttress.resilience.policy import Policy
@@ -186,26 +187,21 @@ class RateLimiter(Policy):
 
     def wrap_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """The sync wrapper: take a permit, then call."""
-        acquire = self.acquire
-
-        def limited_call(*args: Any, **kwargs: Any) -> Any:
-            acquire()
-            return fn(*args, **kwargs)
-
-        return limited_call
+        return build(_LIMITED, fn, {"fn": fn, "acquire": self.acquire}, "limited_call", False)
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         """The async wrapper: take a permit (awaiting it if allowed), then call."""
-        acquire = self.acquire_async
-
-        async def limited_call(*args: Any, **kwargs: Any) -> Any:
-            await acquire()
-            return await fn(*args, **kwargs)
-
-        return limited_call
+        return build(_LIMITED, fn, {"fn": fn, "acquire": self.acquire_async}, "limited_call", True)
 
     def _enter(self) -> Any:
         self.acquire()
 
     async def _aenter(self) -> Any:
         await self.acquire_async()
+
+
+_LIMITED = """
+@async def limited_call({params}):
+    @await acquire()
+    return @await fn({call})
+"""

@@ -40,6 +40,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.resilience._forward import build
 from buttress.resilience._util import (
     asleep,
     check_callable,
@@ -288,40 +289,22 @@ class Retry(Policy):
             self._ok_retried.value += 1
             return result
 
+    def _wrap(self, fn: Callable[..., Any], asynchronous: bool) -> Callable[..., Any]:
+        plain = self._retry_if_result is None and self.budget is None and self.throttle is None
+        namespace = {
+            "fn": fn,
+            "retry": self._retry_async if asynchronous else self._retry_sync,
+            "ok": self._ok_first,
+            "admit": self._admit,
+            "rejects": self._retry_if_result,
+            "throttle": self.throttle,
+            "Rejected": _Rejected,
+        }
+        return build(_PLAIN if plain else _CHECKED, fn, namespace, "retry_call", asynchronous)
+
     def wrap_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """The sync wrapper: a plain ``try`` on the success path, the retry loop only after a failure."""
-        retry = self._retry_sync
-        ok = self._ok_first
-        rejects = self._retry_if_result
-        if rejects is None and self.budget is None and self.throttle is None:
-
-            def retry_call(*args: Any, **kwargs: Any) -> Any:
-                try:
-                    result = fn(*args, **kwargs)
-                except Exception as exc:
-                    return retry(fn, args, kwargs, exc)
-                ok.value += 1
-                return result
-
-            return retry_call
-
-        admit = self._admit
-        throttle = self.throttle
-
-        def retry_call_checked(*args: Any, **kwargs: Any) -> Any:
-            admit()
-            try:
-                result = fn(*args, **kwargs)
-            except Exception as exc:
-                return retry(fn, args, kwargs, exc)
-            if rejects is not None and rejects(result):
-                return retry(fn, args, kwargs, _Rejected(result))
-            if throttle is not None:
-                throttle.accepted()
-            ok.value += 1
-            return result
-
-        return retry_call_checked
+        return self._wrap(fn, asynchronous=False)
 
     # -- async ---------------------------------------------------------------------------------------
 
@@ -358,38 +341,7 @@ class Retry(Policy):
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         """The async wrapper: the same decisions as :meth:`wrap_sync`, sleeping with ``clock.asleep``."""
-        retry = self._retry_async
-        ok = self._ok_first
-        rejects = self._retry_if_result
-        if rejects is None and self.budget is None and self.throttle is None:
-
-            async def retry_call(*args: Any, **kwargs: Any) -> Any:
-                try:
-                    result = await fn(*args, **kwargs)
-                except Exception as exc:
-                    return await retry(fn, args, kwargs, exc)
-                ok.value += 1
-                return result
-
-            return retry_call
-
-        admit = self._admit
-        throttle = self.throttle
-
-        async def retry_call_checked(*args: Any, **kwargs: Any) -> Any:
-            admit()
-            try:
-                result = await fn(*args, **kwargs)
-            except Exception as exc:
-                return await retry(fn, args, kwargs, exc)
-            if rejects is not None and rejects(result):
-                return await retry(fn, args, kwargs, _Rejected(result))
-            if throttle is not None:
-                throttle.accepted()
-            ok.value += 1
-            return result
-
-        return retry_call_checked
+        return self._wrap(fn, asynchronous=True)
 
     # -- blocks --------------------------------------------------------------------------------------
 
@@ -400,6 +352,33 @@ class Retry(Policy):
         a block whose error is not retried, or the last attempt's error, propagates out of the loop.
         """
         return _Attempts(self)
+
+
+# No result predicate, budget or throttle: one try and one counter increment on success.
+_PLAIN = """
+@async def retry_call({params}):
+    try:
+        result = @await fn({call})
+    except Exception as exc:
+        return @await retry(fn, {args}, {kwargs}, exc)
+    ok.value += 1
+    return result
+"""
+
+_CHECKED = """
+@async def retry_call({params}):
+    admit()
+    try:
+        result = @await fn({call})
+    except Exception as exc:
+        return @await retry(fn, {args}, {kwargs}, exc)
+    if rejects is not None and rejects(result):
+        return @await retry(fn, {args}, {kwargs}, Rejected(result))
+    if throttle is not None:
+        throttle.accepted()
+    ok.value += 1
+    return result
+"""
 
 
 class _Rejected:

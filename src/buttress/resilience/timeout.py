@@ -37,7 +37,8 @@ from typing import Any, Final
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ConfigError, ConfigProblem
-from buttress.resilience._deadlines import Entry, Scheduler, scheduler_for
+from buttress.resilience._deadlines import CANCELLING, FIRED, TASK, Lane, Lanes
+from buttress.resilience._forward import build
 from buttress.resilience._util import check_duration, check_name, check_positive_int, wait_event
 from buttress.resilience._workers import Job, Workers
 from buttress.resilience.errors import TimeoutExceededError
@@ -95,9 +96,7 @@ class Timeout(Policy):
         self._timeouts = registry.counter(
             "buttress_timelimiter_calls", help_text, {**labels, "kind": "timeout"}
         )
-        # The scheduler of the loop used last: most programs run one loop, so the per-loop lookup is skipped.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._scheduler: Scheduler | None = None
+        self._lanes = Lanes()  # the shared deadline timer of each event loop this policy runs on
 
     def __repr__(self) -> str:
         return f"Timeout({self.seconds!r}, name={self.name!r}, sync={self.sync!r})"
@@ -108,60 +107,58 @@ class Timeout(Policy):
 
     # -- async ---------------------------------------------------------------------------------------
 
-    def _scheduler_for(self, loop: asyncio.AbstractEventLoop) -> Scheduler:
-        scheduler = scheduler_for(loop)
-        self._loop, self._scheduler = loop, scheduler
-        return scheduler
-
-    def _start(self) -> tuple[Scheduler, Entry]:
+    def _lane(self) -> tuple[Lane, asyncio.Task[Any]]:
         loop = asyncio.get_running_loop()
-        scheduler = self._scheduler if loop is self._loop else self._scheduler_for(loop)
-        assert scheduler is not None
+        lane = self._lanes.last
+        if lane is None or lane.loop is not loop:
+            lane = self._lanes.get(loop)
         task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("Timeout needs to run inside an asyncio task.")
-        return scheduler, scheduler.add(loop.time() + self.seconds, task)
+        return lane, task
 
-    def _end(self, scheduler: Scheduler, entry: Entry, error: BaseException | None) -> None:
-        """Finish timing; raise TimeoutExceededError when our deadline caused the ``CancelledError``."""
-        scheduler.finish(entry)
-        if not entry.fired:
-            return
+    def _start(self) -> tuple[Lane, list[Any]]:
+        lane, task = self._lane()
+        deadline = lane.now() + self.seconds
+        entry: list[Any] = [deadline, task, task.cancelling(), False]
+        lane.queue.append(entry)
+        if lane.handle is None:
+            lane.arm(deadline)
+        return lane, entry
+
+    def _expired_or_not(self, entry: list[Any], error: BaseException | None) -> None:
+        """After our deadline fired: raise TimeoutExceededError if it caused ``error``, else tidy up."""
         task = asyncio.current_task()
         assert task is not None
         remaining = task.uncancel()
-        if isinstance(error, asyncio.CancelledError) and remaining <= entry.cancelling:
+        if isinstance(error, asyncio.CancelledError) and remaining <= entry[CANCELLING]:
             raise self._expired() from None
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        """The async wrapper: one heap push and pop per call on the loop's shared deadline timer."""
-        start = self._start
-        end = self._end
-        ok = self._ok
-        failed = self._failed
-
-        async def timed_call(*args: Any, **kwargs: Any) -> Any:
-            scheduler, entry = start()
-            try:
-                result = await fn(*args, **kwargs)
-            except BaseException as exc:
-                end(scheduler, entry, exc)
-                failed.value += 1
-                raise
-            scheduler.finish(entry)
-            if entry.fired:  # the call swallowed our cancellation and returned anyway
-                end(scheduler, entry, None)
-            ok.value += 1
-            return result
-
-        return timed_call
+        """The async wrapper: an append to and a pop from the loop's lane of deadlines per call."""
+        namespace = {
+            "fn": fn,
+            "lanes": self._lanes,
+            "seconds": self.seconds,
+            "get_running_loop": asyncio.get_running_loop,
+            "current_task": asyncio.current_task,
+            "expired_or_not": self._expired_or_not,
+            "ok": self._ok,
+            "failed": self._failed,
+            "TASK": TASK,
+            "FIRED": FIRED,
+        }
+        return build(_TIMED_ASYNC, fn, namespace, "timed_call")
 
     async def _aenter(self) -> Any:
         return self._start()
 
     async def _aexit(self, token: Any, error: BaseException | None) -> None:
-        scheduler, entry = token
-        self._end(scheduler, entry, error)
+        lane, entry = token
+        entry[TASK] = None
+        lane.trim()
+        if entry[FIRED]:
+            self._expired_or_not(entry, error)
 
     # -- sync ----------------------------------------------------------------------------------------
 
@@ -196,11 +193,7 @@ class Timeout(Policy):
     def wrap_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """The sync wrapper: a worker thread (``"thread"``) or an after-the-fact check (``"deadline"``)."""
         run = self._run_in_worker if self.sync == "thread" else self._run_inline
-
-        def timed_call(*args: Any, **kwargs: Any) -> Any:
-            return run(fn, args, kwargs)
-
-        return timed_call
+        return build(_TIMED_SYNC, fn, {"fn": fn, "run": run}, "timed_call")
 
     def _enter(self) -> Any:
         return self._mono()
@@ -208,3 +201,41 @@ class Timeout(Policy):
     def _exit(self, token: Any, error: BaseException | None) -> None:
         if error is None and self._mono() - token > self.seconds:
             raise self._expired()
+
+
+# Everything on the success path is inline: the lane of the running loop (the last one used, normally),
+# one list for the entry, an append, and a popleft once the call is done.
+_TIMED_ASYNC = """
+async def timed_call({params}):
+    loop = get_running_loop()
+    lane = lanes.last
+    if lane is None or lane.loop is not loop:
+        lane = lanes.get(loop)
+    task = current_task(loop)
+    entry = [lane.now() + seconds, task, task.cancelling(), False]
+    queue = lane.queue
+    queue.append(entry)
+    if lane.handle is None:
+        lane.arm(entry[0])
+    try:
+        result = await fn({call})
+    except BaseException as exc:
+        entry[TASK] = None
+        lane.trim()
+        if entry[FIRED]:
+            expired_or_not(entry, exc)
+        failed.value += 1
+        raise
+    entry[TASK] = None
+    while queue and queue[0][TASK] is None:
+        queue.popleft()
+    if entry[FIRED]:  # the call swallowed our cancellation and returned anyway
+        expired_or_not(entry, None)
+    ok.value += 1
+    return result
+"""
+
+_TIMED_SYNC = """
+def timed_call({params}):
+    return run(fn, {args}, {kwargs})
+"""

@@ -45,6 +45,7 @@ from typing import Any, Final
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import StoreError
+from buttress.resilience._forward import build
 from buttress.resilience._util import check_callable, check_exception_types, check_name, is_async_callable
 from buttress.resilience.dlq.base import (
     DeadLetter,
@@ -264,47 +265,35 @@ class DeadLetterQueue(Policy):
             f"not be dead-lettered in {redact(self.store.url)}: {problem}. The work was NOT saved."
         )
 
+    def _save(self, error: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Dead-letter a failed call, or raise :class:`StoreError` saying the work was not saved."""
+        try:
+            fields = self._letter_args(error, args, kwargs)
+            letter = self.put(fields.pop("payload"), **fields)
+        except (StoreError, TypeError) as problem:
+            raise self._not_saved(error, problem) from error
+        self._saved(error, letter)
+
+    async def _asave(self, error: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """:meth:`_save` with the store in a worker thread."""
+        await asyncio.to_thread(self._save, error, args, kwargs)
+
+    def _wrap(self, fn: Callable[..., Any], asynchronous: bool) -> Callable[..., Any]:
+        namespace = {
+            "fn": fn,
+            "replaying": _REPLAYING,
+            "wants": self._wants,
+            "save": self._asave if asynchronous else self._save,
+        }
+        return build(_DEAD_LETTER, fn, namespace, "dead_letter_call", asynchronous)
+
     def wrap_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """The sync wrapper: a plain ``try``; a failure is stored before it is re-raised."""
-        wants = self._wants
-        letter_args = self._letter_args
-
-        def dead_letter_call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(*args, **kwargs)
-            except Exception as exc:
-                if _REPLAYING.get() is not None or not wants(exc):
-                    raise
-                try:
-                    fields = letter_args(exc, args, kwargs)
-                    letter = self.put(fields.pop("payload"), **fields)
-                except (StoreError, TypeError) as problem:
-                    raise self._not_saved(exc, problem) from exc
-                self._saved(exc, letter)
-                raise
-
-        return dead_letter_call
+        return self._wrap(fn, asynchronous=False)
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         """The async wrapper: the store is written from a worker thread, off the event loop."""
-        wants = self._wants
-        letter_args = self._letter_args
-
-        async def dead_letter_call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return await fn(*args, **kwargs)
-            except Exception as exc:
-                if _REPLAYING.get() is not None or not wants(exc):
-                    raise
-                try:
-                    fields = letter_args(exc, args, kwargs)
-                    letter = await self.aput(fields.pop("payload"), **fields)
-                except (StoreError, TypeError) as problem:
-                    raise self._not_saved(exc, problem) from exc
-                self._saved(exc, letter)
-                raise
-
-        return dead_letter_call
+        return self._wrap(fn, asynchronous=True)
 
     # -- replay --------------------------------------------------------------------------------------
 
@@ -455,3 +444,16 @@ class DeadLetterQueue(Policy):
                     on_progress(done, total, letter)
         remaining = await asyncio.to_thread(store.count, self.policy)
         return ReplayReport(replayed, failed, remaining, stopped)
+
+
+# During a replay the handler's failures are the replay's business, not new dead letters.
+_DEAD_LETTER = """
+@async def dead_letter_call({params}):
+    try:
+        return @await fn({call})
+    except Exception as exc:
+        if replaying.get() is not None or not wants(exc):
+            raise
+        @await save(exc, {args}, {kwargs})
+        raise
+"""
