@@ -36,10 +36,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import Case, parse_args, report  # noqa: E402
-
-from buttress.quality.analysis import AnalysisOptions, analyse_files  # noqa: E402
-from buttress.quality.duplication import find_clones  # noqa: E402
+from _common import Case, parse_args, report
+from buttress.quality.analysis import AnalysisOptions, analyse_files
+from buttress.quality.duplication import find_clones
 
 JSCPD = os.environ.get("JSCPD", "/tmp/jscpd/node_modules/.bin/jscpd")
 BIN = Path(sys.executable).parent
