@@ -172,3 +172,51 @@ def test_a_corrupt_history_is_a_store_error_naming_the_file(tmp_path):
     done = CliRunner().invoke(cli, ["quality", "trends", "--db", str(bad)])
     assert done.exit_code == 2
     assert Path(bad).read_bytes().startswith(b"this is not sqlite")  # never recreated over
+
+
+def test_recorder_in_process_outcomes_of_every_phase(tmp_path, monkeypatch):
+    # The same plugin, driven in this process so every branch of the recorder is exercised directly.
+    from buttress.quality import pytest_plugin
+
+    (tmp_path / "test_inner.py").write_text(
+        "import pytest\n\n"
+        "@pytest.fixture\ndef broken_teardown():\n    yield\n    raise RuntimeError('teardown')\n\n"
+        "@pytest.fixture\ndef broken_setup():\n    raise RuntimeError('setup')\n\n"
+        "def test_pass():\n    pass\n\n"
+        "def test_fail():\n    assert False\n\n"
+        "def test_teardown(broken_teardown):\n    pass\n\n"
+        "def test_setup(broken_setup):\n    pass\n\n"
+        "@pytest.mark.skip(reason='no')\ndef test_skip():\n    pass\n\n"
+        "@pytest.mark.xfail(reason='known')\ndef test_xfail():\n    assert False\n"
+    )
+    db = tmp_path / "q.db"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(pytest_plugin.ENV, raising=False)
+    code = pytest.main(
+        [
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:buttress_quality",
+            "-o",
+            "asyncio_default_fixture_loop_scope=function",
+            "--buttress-history-file",
+            str(db),
+            "test_inner.py",
+        ],
+        plugins=[pytest_plugin],
+    )
+    assert code == 1
+    [session] = History(db).sessions()
+    results = {r.nodeid.split("::")[-1]: r.outcome for r in History(db).results([session.id])[session.id]}
+    assert results == {
+        "test_pass": "passed",
+        "test_fail": "failed",
+        "test_teardown": "error",
+        "test_setup": "error",
+        "test_skip": "skipped",
+        "test_xfail": "skipped",
+    }
+    assert (session.passed, session.failed, session.skipped, session.errors) == (1, 1, 2, 2)
+    assert session.code == "no-git"  # tmp_path is not a git work tree
