@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -268,3 +269,34 @@ def test_settings_are_kept(registry: Registry, events: EventStream) -> None:
     email = policy("email", config=cfg)
     settings: dict[str, Any] = email.settings
     assert settings["bulkhead"] == {"max_concurrent": 50, "max_wait": 0.1}
+
+
+def test_the_documented_provider_configuration_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/resilience.md ships the providers' settings; they must load and mean what they say."""
+    doc = (Path(__file__).parents[2] / "docs" / "resilience.md").read_text()
+    monkeypatch.chdir(tmp_path)  # the email policy's dead-letter store is a relative path
+    section = doc.split("### An event platform's providers", 1)[1]
+    toml = section.split("```toml", 1)[1].split("```", 1)[0]
+    cfg = config.loads(toml)
+    for name in ("email", "storage", "identity"):
+        pipeline = policy(name, config=cfg)
+        retry = pipeline.find(Retry)
+        breaker = pipeline.find(CircuitBreaker)
+        bulkhead = pipeline.find(Bulkhead)
+        assert retry is not None
+        assert breaker is not None
+        assert bulkhead is not None
+        assert (retry.max_attempts, retry.backoff.base, retry.backoff.factor, retry.backoff.max_delay) == (
+            3,
+            1,
+            2,
+            10,
+        )
+        assert (breaker._failure_threshold, breaker._window_kind, breaker._window_size) == (0.6, "count", 50)
+        assert (breaker._wait_fn(1), breaker._half_open_calls) == (10, 5)
+        assert (bulkhead.max_concurrent, bulkhead.max_wait) == (50, 0.1)
+        assert pipeline.http is not None
+        assert (pipeline.http.connect, pipeline.http.read) == (5, 10)
+    assert type(policy("email", config=cfg).policies[0]).__name__ == "DeadLetterQueue"
