@@ -18,7 +18,8 @@ Cases (seconds unless the name says otherwise; each figure is the best of the ro
   ``--ignore-identifiers --ignore-literals`` (the two count duplicated lines differently: see
   docs/bench/quality.md);
 * ``cyclomatic_differs_from_radon_<code>_pct`` — share of radon's functions whose cyclomatic complexity
-  differs from ours (radon does not look inside ``assert``; we do).
+  differs from ours (radon does not look inside ``assert``; we do), and
+  ``cognitive_differs_from_complexipy_<code>_pct`` the same against complexipy's cognitive figures.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -113,6 +115,38 @@ def complexipy(root: Path) -> None:
         run_cli([str(BIN / "complexipy"), str(root), "-q", "--cache-dir", tmp])
 
 
+def cognitive_differences(root: Path, analyses: list[Any]) -> float:
+    """Percent of complexipy's functions whose cognitive complexity differs from ours (matched by name)."""
+    ours: dict[tuple[str, str], set[int]] = {}
+    for a in analyses:
+        for f in a.functions:
+            key = (a.rel, f.name.replace(".<locals>", "").replace(".", "::"))
+            ours.setdefault(key, set()).add(f.cognitive)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cpx.json"
+        run_cli(
+            [
+                str(BIN / "complexipy"),
+                str(root),
+                "-q",
+                "--cache-dir",
+                tmp,
+                "--output-format",
+                "json",
+                "--output",
+                str(out),
+            ]
+        )
+        data = json.loads(out.read_text())
+    matched = differ = 0
+    for d in data:
+        key = (Path(d["path"]).resolve().relative_to(root.resolve()).as_posix(), d["function_name"])
+        if key in ours:
+            matched += 1
+            differ += d["complexity"] not in ours[key]
+    return 100.0 * differ / max(1, matched)
+
+
 def jscpd(root: Path, *extra: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         run_cli(
@@ -171,6 +205,9 @@ def main() -> None:
         differ = sum(1 for k, v in radon_values.items() if ours_cc.get(k) != v)
         cases.append(
             Case(f"cyclomatic_differs_from_radon_{name}_pct", 100.0 * differ / max(1, len(radon_values)))
+        )
+        cases.append(
+            Case(f"cognitive_differs_from_complexipy_{name}_pct", cognitive_differences(root, analyses))
         )
         del functions
         dup_t, density = best_of(rounds, lambda root=root: ours_duplication(root, True))
