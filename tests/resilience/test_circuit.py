@@ -184,18 +184,36 @@ def test_max_wait_in_half_open_reopens(virtual_clock, registry, events) -> None:
     assert transitions(events)[-1] == ("half_open", "open")
 
 
-def test_automatic_half_open_on_time(registry, events) -> None:
-    clock = VirtualClock()
-    breaker = make(clock, registry, events, automatic_half_open=True)
+def test_automatic_half_open_on_time_with_the_real_clock(registry, events) -> None:
+    """With the system clock a timer moves the breaker to half-open without any call or read."""
+    breaker = CircuitBreaker(
+        "svc",
+        window=2,
+        minimum_calls=2,
+        wait_open=0.02,
+        automatic_half_open=True,
+        registry=registry,
+        events=events,
+    )
     arrived = threading.Event()
     events.subscribe(lambda e: arrived.set() if getattr(e, "to_state", "") == "half_open" else None)
+    fail(breaker, 2)
+    assert arrived.wait(30)  # the timer fired; nothing called or read the breaker meanwhile
+    assert breaker._state == "half_open"
+    assert transitions(events) == [("closed", "open"), ("open", "half_open")]
+
+
+def test_automatic_half_open_on_a_virtual_clock_is_exact(virtual_clock, registry, events) -> None:
+    breaker = make(virtual_clock, registry, events, automatic_half_open=True)
     fail(breaker, 4)
-    clock.advance(9.5)
+    virtual_clock.advance(9.5)
     assert breaker.state == "open"
-    clock.advance(0.5)  # the timer thread parked on the virtual clock wakes and moves the breaker
-    assert arrived.wait(10)
+    virtual_clock.advance(3)
+    assert registry.value("buttress_circuitbreaker_state", {"name": "svc", "state": "half_open"}) == 1.0
     assert breaker.state == "half_open"
-    assert transitions(events).count(("open", "half_open")) == 1
+    moved = [e for e in events.recent() if isinstance(e, StateTransition) and e.to_state == "half_open"]
+    assert len(moved) == 1
+    assert moved[0].time == virtual_clock.time() - 2.5  # stamped when it was due, 10 s after opening
 
 
 def test_automatic_half_open_read_makes_the_move(registry, events) -> None:

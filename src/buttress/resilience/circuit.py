@@ -47,7 +47,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock
+from buttress.clock import SYSTEM_CLOCK, Clock, SystemClock, VirtualClock
 from buttress.config import parse_duration
 from buttress.errors import ConfigError, ConfigProblem
 from buttress.resilience._forward import build
@@ -412,8 +412,11 @@ class CircuitBreaker(Policy):
     def _snapshot(self) -> Snapshot:
         return self._window.snapshot(self._mono())
 
-    def _move(self, to: str) -> StateTransition | None:
-        """Enter ``to``; returns the event to publish once the lock is released."""
+    def _move(self, to: str, due: float | None = None) -> StateTransition | None:
+        """Enter ``to``; returns the event to publish once the lock is released.
+
+        ``due`` is the monotonic time the move became due (a wait that ran out), when it is made later.
+        """
         source = self._state
         now = self._mono()
         snap = self._window.snapshot(now)
@@ -448,7 +451,7 @@ class CircuitBreaker(Policy):
             name=self.name,
             from_state=source,
             to_state=to,
-            time=self._clock.time(),
+            time=self._clock.time() - (max(0.0, now - due) if due is not None else 0.0),
             attributes={
                 "failure_rate": round(snap.failure_rate(), 6),
                 "slow_call_rate": round(snap.slow_call_rate(), 6),
@@ -461,8 +464,12 @@ class CircuitBreaker(Policy):
         with self._lock:
             if self._state != source or self._episode != episode:
                 return None
-            if source == OPEN and self._mono() < self._open_until:
-                return None
+            if source == OPEN:
+                if self._mono() < self._open_until:
+                    return None
+                return self._move(to, due=self._open_until)
+            if source == HALF_OPEN and self._half_open_until is not None:
+                return self._move(to, due=self._half_open_until)
             return self._move(to)
 
     def _publish(self, event: StateTransition | None) -> None:
@@ -472,6 +479,10 @@ class CircuitBreaker(Policy):
 
     def _arm_timer(self, delay: float, episode: int) -> None:
         def fire() -> None:
+            left = self._open_until - self._mono()
+            if left > 0 and self._episode == episode and self._state == OPEN:
+                self._arm_timer(left, episode)  # a timer may wake a hair early: wait out the rest
+                return
             self._publish(self._move_if(OPEN, HALF_OPEN, episode))
 
         if isinstance(self._clock, SystemClock):
@@ -479,11 +490,15 @@ class CircuitBreaker(Policy):
             timer.daemon = True
             self._timer = timer
             timer.start()
-        elif not getattr(self._clock, "auto_advance", False):
-            # A virtual clock: park a thread on it; an auto-advancing clock would jump time forward by
-            # itself if we slept on it, so there reading `state` makes the move instead.
+        elif not isinstance(self._clock, VirtualClock):
+            # Another real clock: a thread sleeps on it. (A virtual clock moves only when a test moves it,
+            # so there reading `state`, a metrics scrape or the next call makes the move, at the exact
+            # time it was due; a parked thread could not tell how far time moved before it parked.)
+            until = self._open_until
+
             def sleep_then_fire() -> None:
-                self._clock.sleep(delay)
+                while (left := until - self._mono()) > 0:
+                    self._clock.sleep(left)
                 fire()
 
             threading.Thread(target=sleep_then_fire, name=f"breaker-{self.name}", daemon=True).start()
@@ -511,10 +526,10 @@ class CircuitBreaker(Policy):
             with self._lock:
                 state = self._state
                 if state == OPEN and self._mono() >= self._open_until:
-                    event = self._move(HALF_OPEN)
+                    event = self._move(HALF_OPEN, due=self._open_until if self._automatic else None)
                     state = HALF_OPEN
                 elif state == HALF_OPEN and self._half_open_expired():
-                    event = self._move(OPEN)
+                    event = self._move(OPEN, due=self._half_open_until)
                     state = OPEN
                 if state in (CLOSED, METRICS_ONLY):
                     return self._episode
