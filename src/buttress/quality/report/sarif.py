@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections import Counter
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from buttress.quality.gate import GateResult
@@ -149,7 +150,7 @@ def to_dict(result: GateResult) -> dict[str, Any]:
         version = metadata.version("buttress")
     except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
         version = "0"
-    root_uri = "file://" + result.root.rstrip("/") + "/"
+    root_uri = Path(result.root).resolve().as_uri().rstrip("/") + "/"  # percent-encoded, as SARIF wants
     return {
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
