@@ -119,6 +119,17 @@ def forwarding(fn: Callable[..., Any]) -> Signature:
     return Signature(", ".join(params), ", ".join(call), args, kwargs, names, defaults)
 
 
+def _template_names(template: str) -> frozenset[str]:
+    names = _names_cache.get(template)
+    if names is None:
+        code = compile(template.format_map(GENERIC.__dict__), "<template>", "exec")
+        names = _names_cache[template] = frozenset(_names_in(code))
+    return names
+
+
+_names_cache: dict[str, frozenset[str]] = {}
+
+
 def _names_in(code: Any) -> set[str]:
     found = set(code.co_names) | set(code.co_varnames) | set(code.co_freevars) | set(code.co_cellvars)
     for const in code.co_consts:
@@ -154,12 +165,22 @@ def build(
     if asynchronous is not None:
         template = face(template, asynchronous)
     sig = forwarding(fn)
-    used = _names_in(compile(template.format_map(GENERIC.__dict__), "<template>", "exec"))
+    used = _template_names(template)
     if sig.names & (used | set(namespace)) or any(k in used or k in namespace for k in sig.defaults):
         sig = GENERIC  # a parameter would shadow one of the wrapper's own names
     source = template.format(params=sig.params, call=sig.call, args=sig.args, kwargs=sig.kwargs)
-    filename = f"<buttress {name} {next(_ids)}>"
+    code = _compiled.get(source)
+    if code is None:
+        if len(_compiled) >= _MAX_COMPILED:
+            _compiled.clear()  # bounded: programs that wrap fresh lambdas with new signatures must not grow
+        filename = f"<buttress {name} {next(_ids)}>"
+        code = _compiled[source] = compile(source, filename, "exec")
+        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     globals_ = {"__builtins__": __builtins__, **namespace, **sig.defaults}
-    exec(compile(source, filename, "exec"), globals_)  # our own template (see the module docstring)
-    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    exec(code, globals_)  # our own template (see the module docstring)
     return globals_[name]  # type: ignore[no-any-return]
+
+
+# Compiled wrappers by source: one compile (and one linecache entry) per template and parameter list.
+_MAX_COMPILED = 1024
+_compiled: dict[str, Any] = {}
