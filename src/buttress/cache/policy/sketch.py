@@ -26,9 +26,11 @@ class FrequencySketch:
     """Approximate recent access counts for hashed keys.
 
     Args:
-        capacity: how many distinct keys the cache holds; sizes the table (rows of
-            ``4 × capacity`` rounded up to a power of two) and the aging period (``10 × capacity``
-            increments).
+        capacity: how many distinct keys the cache holds; sizes the table (four rows of
+            ``8 × capacity`` counters rounded up to a power of two: 32 bytes per entry of capacity,
+            wider than Caffeine's 8 bytes because Python indexes bytes far faster than it unpacks
+            nibbles, and the extra width measurably cut collisions on Zipf and loop traces) and the
+            aging period (``10 × capacity`` increments).
 
     Keys enter as 64-bit hashes (:func:`buttress.cache.policy.entry.spread`). Row ``r`` reads a window
     of the hash's bits starting ``r × step`` below the top, with ``step`` chosen so the four windows
@@ -54,7 +56,7 @@ class FrequencySketch:
         capacity = max(int(capacity), 16)
         if capacity <= self.capacity:
             return
-        bits = min(max(4 * capacity - 1, 63).bit_length(), 28)
+        bits = min(max(8 * capacity - 1, 127).bit_length(), 24)  # at most 64 MiB
         width = 1 << bits
         step = min(bits, (64 - bits) // 3)
         top = 64 - bits

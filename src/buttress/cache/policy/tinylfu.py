@@ -57,7 +57,8 @@ class WTinyLfuPolicy:
         protected_percent: protected's share of the main space.
         adaptive: resize the window by hill climbing (off: the window stays at ``window_percent``).
         sample_size: requests per hill-climbing sample; defaults to ten per entry of capacity
-            (clamped to 512…100 000), long enough for a hit rate to mean something.
+            (Caffeine's choice) but at least 10 000, so that sampling noise in a small cache's hit
+            rate does not walk the window around, and at most 100 000.
         seed: seeds the random admission of warm candidates, for reproducible runs.
         expected_count: how many entries to size the sketch for when capacity is in bytes.
 
@@ -120,7 +121,7 @@ class WTinyLfuPolicy:
             expected_count = maximum if not weighted else min(self.max_count, 1024)
         self.sketch = FrequencySketch(expected_count)
         if sample_size is None:
-            sample_size = min(max(10 * expected_count, 512), 100_000)
+            sample_size = min(max(10 * expected_count, 10_000), 100_000)
         self.climber = HillClimber(maximum, sample_size) if adaptive else None
         self._rand = random.Random(seed).getrandbits
 
@@ -262,6 +263,7 @@ class WTinyLfuPolicy:
             climber.hits = climber.misses = 0
             return
         amount = climber.adjust()
+        before = self.window_maximum
         if amount > 0:
             self._grow_window(min(amount, self.maximum - self.window_maximum))
         elif amount < 0:
@@ -269,6 +271,7 @@ class WTinyLfuPolicy:
             # probation as candidates.
             self.window_maximum = max(self.window_maximum + amount, 0)
             self.protected_maximum = int((self.maximum - self.window_maximum) * self.protected_percent)
+        climber.blocked = self.window_maximum == before
 
     def _grow_window(self, quota: int) -> None:
         # Re-label main's least recent entries as window entries rather than evicting them, so that
