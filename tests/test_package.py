@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import textwrap
+import types
 
 import pytest
 
@@ -25,7 +26,7 @@ def test_exports_match_all():
     for name in buttress.__all__:
         assert hasattr(buttress, name), name
     public = {n for n in dir(buttress) if not n.startswith("_")}
-    modules = {n for n in public if type(getattr(buttress, n)).__name__ == "module"}
+    modules = {n for n in public if isinstance(getattr(buttress, n), types.ModuleType)}
     assert public - modules == set(buttress.__all__) - {"__version__"}
 
 
