@@ -17,6 +17,8 @@ Cases (seconds unless the name says otherwise; each figure is the best of the ro
   and ``density_renamed_<code>_pct`` ours with names and literals normalised beside jscpd with
   ``--ignore-identifiers --ignore-literals`` (the two count duplicated lines differently: see
   docs/bench/quality.md);
+* ``density_jscpd_definition_<code>_pct`` — our clone search run with jscpd's definitions (strings split
+  into word tokens, density = summed clone lengths / lines) beside jscpd, to separate definition from engine;
 * ``cyclomatic_differs_from_radon_<code>_pct`` — share of radon's functions whose cyclomatic complexity
   differs from ours (radon does not look inside ``assert``; we do), and
   ``cognitive_differs_from_complexipy_<code>_pct`` the same against complexipy's cognitive figures.
@@ -28,10 +30,13 @@ import gc
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
+from array import array
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,6 +85,41 @@ def ours_duplication(root: Path, normalise: bool) -> float:
         [a.windows for a in analyses if a.windows], {a.rel: a.physical_lines for a in analyses}
     )
     return result.density
+
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def jscpd_style_density(root: Path) -> float:
+    """Our clone search with jscpd's definitions: strings split into word tokens, and the density as
+    the sum of each clone's length (one copy) over all lines. Shows how much of the gap to jscpd is
+    definition rather than engine."""
+    from buttress.quality import duplication as dup
+
+    windows = []
+    total = lines_in_clones = 0
+    for path in files_of(root):
+        text = path.read_text(encoding="utf-8")
+        codes: list[int] = []
+        starts = array("I")
+        ends = array("I")
+        for kind, value, line, end in dup.tokens(text):
+            if kind == dup.LITERAL and value[-1:] in "'\"":
+                for m in _WORD.finditer(value):
+                    at = line + value.count("\n", 0, m.start())
+                    codes.append(zlib.crc32(m.group().encode()))
+                    starts.append(at)
+                    ends.append(at)
+            else:
+                codes.append(zlib.crc32(value.encode()))
+                starts.append(line)
+                ends.append(end)
+        rel = path.relative_to(root).as_posix()
+        windows.append(dup.TokenWindows(rel, dup._window_hashes(codes, 100), starts, ends))
+        total += len(text.splitlines())
+    result = dup.find_clones(windows, {w.rel: 0 for w in windows}, 100, 10)
+    lines_in_clones = sum(c.lines for c in result.clones)
+    return 100.0 * lines_in_clones / max(1, total)
 
 
 def radon_cc(root: Path) -> dict[tuple[str, int], int]:
@@ -221,6 +261,11 @@ def main() -> None:
         assert isinstance(density, float)
         if have_jscpd:
             cases.append(Case(f"density_{name}_pct", exact, {"jscpd": jscpd(root)}))
+            cases.append(
+                Case(
+                    f"density_jscpd_definition_{name}_pct", jscpd_style_density(root), {"jscpd": jscpd(root)}
+                )
+            )
             cases.append(
                 Case(
                     f"density_renamed_{name}_pct",
