@@ -288,6 +288,10 @@ class MemoryStore:
         items = list(self._data.items())
         return iter([key for key, e in items if e.expires_at is None or e.expires_at > now])
 
+    def __iter__(self) -> Iterator[str]:
+        """Iterate over :meth:`keys`."""
+        return self.keys()
+
     # -- writes: under the lock -------------------------------------------------------------------------
 
     def put(self, key: str, value: object, ttl: float | None = None, weight: int = 1) -> None:
