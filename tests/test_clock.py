@@ -145,3 +145,30 @@ def test_virtual_loop_advanced_from_another_thread():
 def test_virtual_clock_fixture(virtual_clock):
     assert isinstance(virtual_clock, VirtualClock)
     assert virtual_clock.monotonic() == 0
+
+
+def test_asleep_under_run_virtual_uses_loop_timers():
+    # A coroutine parked with clock.asleep on a loop that runs on the same clock must not hang: the loop
+    # jumps to it when idle.
+    clock = VirtualClock()
+
+    async def main() -> float:
+        await clock.asleep(5)
+        await clock.asleep_until(12)
+        return clock.monotonic()
+
+    assert run_virtual(main(), clock) == 12.0
+
+
+def test_sleep_until_is_absolute():
+    clock = VirtualClock(auto_advance=True)
+    clock.sleep_until(10)
+    clock.sleep_until(4)  # already past: returns at once
+    assert clock.monotonic() == 10
+    manual = VirtualClock()
+    t = threading.Thread(target=manual.sleep_until, args=(3.0,))
+    t.start()
+    assert manual.wait_for_sleepers(1)
+    manual.advance(3)
+    t.join(10)
+    assert not t.is_alive()

@@ -12,10 +12,10 @@ from buttress.config import (
     ListOf,
     MapOf,
     Number,
+    Problems,
     Size,
     String,
     Table,
-    _Problems,
     parse_duration,
     parse_size,
 )
@@ -89,7 +89,7 @@ SCHEMA = Table(
 
 
 def parse(data):
-    problems = _Problems()
+    problems = Problems()
     out = SCHEMA.parse(data, "x", problems)
     return out, [str(p) for p in problems.items]
 

@@ -76,6 +76,16 @@ class SystemClock:
         """Suspend the calling coroutine for ``seconds`` on the running event loop."""
         await asyncio.sleep(seconds)
 
+    def sleep_until(self, deadline: float) -> None:
+        """Block until :func:`time.monotonic` reaches ``deadline``."""
+        remaining = deadline - _time.monotonic()
+        if remaining > 0:
+            _time.sleep(remaining)
+
+    async def asleep_until(self, deadline: float) -> None:
+        """Suspend the calling coroutine until :func:`time.monotonic` reaches ``deadline``."""
+        await asyncio.sleep(max(0.0, deadline - _time.monotonic()))
+
     def __repr__(self) -> str:
         return "SystemClock()"
 
@@ -188,9 +198,29 @@ class VirtualClock:
             await asyncio.sleep(0)
             return
         loop = asyncio.get_running_loop()
+        if isinstance(loop, _VirtualEventLoop) and loop._virtual_clock is self:
+            # On a loop that runs on this clock, a loop timer is the sleeper: the loop can then jump
+            # to it when idle (auto_advance) instead of waiting for someone to call advance().
+            await asyncio.sleep(seconds)
+            return
         fut: asyncio.Future[None] = loop.create_future()
         self._park(self._now + seconds, _Sleeper(future=fut, loop=loop))
         await fut
+
+    def sleep_until(self, deadline: float) -> None:
+        """Block until the monotonic reading ``deadline`` (absolute, so no drift from a late start)."""
+        if deadline <= self._now:
+            return
+        if self.auto_advance:
+            self.advance_to(deadline)
+            return
+        event = threading.Event()
+        self._park(deadline, _Sleeper(event=event))
+        event.wait()
+
+    async def asleep_until(self, deadline: float) -> None:
+        """Suspend the calling coroutine until the monotonic reading ``deadline``."""
+        await self.asleep(deadline - self._now)
 
     def _park(self, deadline: float, sleeper: _Sleeper) -> None:
         with self._lock:

@@ -45,6 +45,7 @@ __all__ = [
     "ListOf",
     "MapOf",
     "Number",
+    "Problems",
     "Size",
     "String",
     "Table",
@@ -152,13 +153,14 @@ def parse_size(value: object) -> int:
 _UNSET: Any = object()
 
 
-class _Problems:
-    """Accumulates problems so a whole file is checked in one pass."""
+class Problems:
+    """Accumulates problems so a whole file is checked in one pass (what a ``Table(check=...)`` gets)."""
 
     def __init__(self) -> None:
         self.items: list[ConfigProblem] = []
 
     def add(self, path: str, message: str, value: Any = _UNSET) -> None:
+        """Record a problem at dotted ``path``; pass ``value`` to show what was given."""
         self.items.append(
             ConfigProblem(path, message, None if value is _UNSET else value, value is not _UNSET)
         )
@@ -179,7 +181,7 @@ class Field:
         """Turn the raw TOML value into the checked Python value."""
         return value
 
-    def parse(self, value: Any, path: str, problems: _Problems) -> Any:
+    def parse(self, value: Any, path: str, problems: Problems) -> Any:
         """Convert ``value`` or record why it cannot be, returning ``_UNSET`` on failure."""
         try:
             return self.convert(value)
@@ -329,7 +331,7 @@ class ListOf(Field):
     item: Field = field(default_factory=Field)
     min_items: int = 0
 
-    def parse(self, value: Any, path: str, problems: _Problems) -> Any:
+    def parse(self, value: Any, path: str, problems: Problems) -> Any:
         """Each item parsed at ``path[i]``."""
         if not isinstance(value, list):
             problems.add(path, "expected a list", value)
@@ -351,9 +353,9 @@ class Table(Field):
 
     fields: Mapping[str, Field] = field(default_factory=dict)
     shorthand: str | None = None
-    check: Callable[[dict[str, Any], str, _Problems], None] | None = None
+    check: Callable[[dict[str, Any], str, Problems], None] | None = None
 
-    def parse(self, value: Any, path: str, problems: _Problems) -> Any:
+    def parse(self, value: Any, path: str, problems: Problems) -> Any:
         """Every key checked; defaults filled in; ``check`` runs for cross-field rules."""
         if self.shorthand is not None and not isinstance(value, dict):
             value = {self.shorthand: value}
@@ -399,7 +401,7 @@ class MapOf(Field):
     value: Field = field(default_factory=Field)
     key_pattern: str = r"[A-Za-z0-9_.\-]+"
 
-    def parse(self, value: Any, path: str, problems: _Problems) -> Any:
+    def parse(self, value: Any, path: str, problems: Problems) -> Any:
         """Each entry parsed at ``path.<name>``."""
         if not isinstance(value, dict):
             problems.add(path, "expected a table of named entries", value)
@@ -473,7 +475,7 @@ class Config:
             schema = _section_schema(name)
             if schema is None:
                 raise KeyError(f"no configuration section {name!r}")
-            problems = _Problems()
+            problems = Problems()
             value = schema.parse([] if isinstance(schema, ListOf) else {}, name, problems)
             if problems.items:
                 raise ConfigError(problems.items, self.source)
@@ -508,7 +510,7 @@ def loads(text: str, source: str | None = None, *, pyproject: bool = False) -> C
 
 def validate(raw: Mapping[str, Any], source: str | None = None) -> Config:
     """Validate an already-parsed configuration mapping (e.g. built in code or in a test)."""
-    problems = _Problems()
+    problems = Problems()
     sections: dict[str, Any] = {}
     for name, value in raw.items():
         schema = _section_schema(name)
@@ -596,3 +598,7 @@ def use(config: Config | str | os.PathLike[str] | None) -> Config | None:
 
 #: ``buttress.load_config``: the public name for :func:`load`.
 load_config = load
+
+
+# Kept for code written against the first name.
+_Problems = Problems

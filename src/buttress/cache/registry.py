@@ -38,9 +38,9 @@ def options_for(name: str, config: Config | None = None) -> dict[str, Any]:
     ns = section["namespaces"].get(name)
     if ns is None:
         from buttress.cache.schema import NAMESPACE
-        from buttress.config import _Problems
+        from buttress.config import Problems
 
-        problems = _Problems()
+        problems = Problems()
         ns = NAMESPACE.parse({}, f"cache.namespaces.{name}", problems)
         if problems.items:  # pragma: no cover - the defaults are valid
             raise ConfigError(problems.items)

@@ -31,10 +31,10 @@ from buttress.config import (
     ListOf,
     MapOf,
     Number,
+    Problems,
     Size,
     String,
     Table,
-    _Problems,
 )
 
 __all__ = ["NAMESPACE", "SCHEMA"]
@@ -69,7 +69,7 @@ def _mapping(value: Any) -> dict[str, list[str]]:
     return out
 
 
-def _check_namespace(values: dict[str, Any], path: str, problems: _Problems) -> None:
+def _check_namespace(values: dict[str, Any], path: str, problems: Problems) -> None:
     lo, hi = values.get("ttl_min"), values.get("ttl_max")
     if lo is not None and hi is not None and lo > hi:
         problems.add(f"{path}.ttl_min", f"must not exceed ttl_max ({hi:g}s)", lo)

@@ -28,9 +28,9 @@ GROUPS: dict[str, tuple[str, str]] = {
     "version": ("buttress.cli.version", "Print the buttress version."),
     "config": ("buttress.cli.config", "Check and summarise buttress.toml."),
     "dlq": ("buttress.cli.dlq", "Inspect, replay and purge dead letters (SQLite or Redis store)."),
-    "demo": ("buttress.cli.demo", "Run the reference event platform with its providers, traffic and dashboard."),
+    "demo": ("buttress.cli.demo", "Run the reference event platform: providers, traffic, dashboard."),
     "slo": ("buttress.cli.slo", "SLOs: Prometheus rules, SLA reports, budget checks, spec imports."),
-    "quality": ("buttress.cli.quality", "Quality gate (complexity, duplication, coverage, security) and trends."),
+    "quality": ("buttress.cli.quality", "Quality gate: complexity, duplication, coverage, security; trends."),
 }
 
 

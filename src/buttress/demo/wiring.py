@@ -352,6 +352,6 @@ async def build(platform: Platform) -> Wiring:
 
 
 def _no_problems() -> Any:
-    from buttress.config import _Problems
+    from buttress.config import Problems
 
-    return _Problems()
+    return Problems()

@@ -37,7 +37,7 @@ from buttress.resilience.backoff import BACKOFFS, JITTERS
 from buttress.resilience.timeout import SYNC_MODES
 
 if TYPE_CHECKING:
-    from buttress.config import _Problems
+    from buttress.config import Problems
 
 __all__ = ["DEFAULT_ORDER", "ORDERABLE", "POLICY", "SCHEMA", "check_store_url"]
 
@@ -74,7 +74,7 @@ def check_store_url(value: Any) -> str:
     return value
 
 
-def _order(value: dict[str, Any], path: str, problems: _Problems) -> None:
+def _order(value: dict[str, Any], path: str, problems: Problems) -> None:
     order = value.get("order") or []
     if len(set(order)) != len(order):
         problems.add(f"{path}.order", "names a policy twice", order)

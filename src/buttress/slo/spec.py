@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from buttress.config import _Problems
+from buttress.config import Problems
 from buttress.errors import ConfigError, ConfigProblem
 from buttress.slo.routes import RouteSelector
 from buttress.slo.schema import SLI_KINDS, SLO
@@ -183,7 +183,7 @@ def _check_unique(specs: Sequence[SLOSpec], paths: Sequence[str], source: str | 
 
 
 def _build(
-    raw_tables: Sequence[tuple[str, dict[str, Any]]], problems: _Problems, source: str
+    raw_tables: Sequence[tuple[str, dict[str, Any]]], problems: Problems, source: str
 ) -> list[SLOSpec]:
     """Check translated tables with the ``[[slo]]`` schema; raise every problem at once."""
     checked = []
@@ -364,7 +364,7 @@ def load_openslo(text: str, source: str = "<openslo>") -> list[SLOSpec]:
         ConfigError: every problem, with the document and field it is in.
     """
     docs = _yaml_documents(text, source)
-    problems = _Problems()
+    problems = Problems()
     slis = {
         _dig(d, "metadata", "name"): d.get("spec")
         for d in docs
@@ -473,7 +473,7 @@ def load_openslo(text: str, source: str = "<openslo>") -> list[SLOSpec]:
     return _build(tables, problems, source)
 
 
-def _openslo_window(value: Any, path: str, problems: _Problems) -> float | str | None:
+def _openslo_window(value: Any, path: str, problems: Problems) -> float | str | None:
     if value is None:
         return None
     if not isinstance(value, list) or len(value) != 1 or not isinstance(value[0], Mapping):
@@ -519,7 +519,7 @@ def load_sloth(text: str, source: str = "<sloth>") -> list[SLOSpec]:
         ConfigError: every problem, with the SLO and field it is in.
     """
     docs = _yaml_documents(text, source)
-    problems = _Problems()
+    problems = Problems()
     tables: list[tuple[str, dict[str, Any]]] = []
     for n, doc in enumerate(docs):
         where = f"document[{n}]"
