@@ -339,18 +339,24 @@ def test_a_failing_callback_is_logged_and_does_not_disturb_the_store(
 # -- the read buffer --------------------------------------------------------------------------------------
 
 
-def test_reads_are_replayed_by_the_read_that_fills_the_buffer() -> None:
+def test_reads_are_replayed_at_the_next_write_and_the_buffer_is_bounded() -> None:
     store = MemoryStore(3, policy="lru")
     for key in "abc":
         store.put(key, key)
     policy = store.policy
     assert isinstance(policy, LruPolicy)
     assert policy.keys_in_order() == ["a", "b", "c"]
-    for _ in range(READ_BUFFER - 1):
-        store.get("a")
-    assert policy.keys_in_order() == ["a", "b", "c"]  # still buffered
-    store.get("a")  # the read that fills the buffer replays it
+    store.get("a")
+    assert policy.keys_in_order() == ["a", "b", "c"]  # buffered: the hit did no policy work
+    assert store.cleanup() == 0  # maintenance replays the buffer
     assert policy.keys_in_order() == ["b", "c", "a"]
+    # A burst of reads longer than the buffer: the first READ_BUFFER are kept, the rest not recorded.
+    for _ in range(READ_BUFFER):
+        store.get("b")
+    store.get("c")  # beyond the buffer: counted as a hit, not recorded for the policy
+    assert store.stats.hits == 1 + READ_BUFFER + 1
+    store.put("d", "d")  # replays the buffered reads (b used last), then evicts the LRU: c
+    assert policy.keys_in_order() == ["a", "b", "d"]
 
 
 def test_concurrent_readers_and_writers_keep_the_store_consistent() -> None:
