@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from buttress.quality.history import History, RunRecord, SessionRecord, TestResult
 
@@ -220,8 +220,8 @@ def _metrics_table(trends: Trends) -> Table:
         series = trends.series(metric)
         if series:
             first, latest = series[0][2], series[-1][2]
-            recent = " ".join(f"{v:g}" for _, _, v in series[-8:])
-            rows.append([metric, f"{first:g}", f"{latest:g}", f"{latest - first:+.2f}", recent])
+            recent = " ".join(f"{v:.4g}" for _, _, v in series[-8:])
+            rows.append([metric, f"{first:.4g}", f"{latest:.4g}", f"{latest - first:+.2f}", recent])
     return _table(
         f"metric trends over {len(trends.runs)} gate runs",
         ["metric", "first", "latest", "change", f"last {min(8, len(trends.runs))}"],
@@ -241,33 +241,41 @@ def render_png(trends: Trends, path: Path) -> None:
     matplotlib.use("Agg")  # no display, and the same pixels everywhere
     pyplot = require("matplotlib.pyplot", "plot")
     fig, axes = pyplot.subplots(2, 2, figsize=(12, 8))
-    ax = axes[0][0]
-    for metric in ("coverage", "duplication"):
-        series = trends.series(metric)
-        if series:
-            ax.plot(range(len(series)), [v for _, _, v in series], marker="o", label=f"{metric} %")
-    ax.set_title("coverage and duplication per run")
-    ax.legend(loc="best") if ax.lines else ax.text(0.5, 0.5, "no runs", ha="center")
-    ax = axes[0][1]
-    for metric in ("cyclomatic", "cognitive"):
-        series = trends.series(metric)
-        if series:
-            ax.plot(range(len(series)), [v for _, _, v in series], marker="o", label=f"worst {metric}")
-    ax.set_title("worst function complexity per run")
-    ax.legend(loc="best") if ax.lines else ax.text(0.5, 0.5, "no runs", ha="center")
+    _plot_runs(axes[0][0], trends, ("coverage", "duplication"), "{} %", "coverage and duplication per run")
+    _plot_runs(
+        axes[0][1], trends, ("cyclomatic", "cognitive"), "worst {}", "worst function complexity per run"
+    )
     ax = axes[1][0]
     if trends.sessions:
         ax.plot(range(len(trends.sessions)), [s.duration for s in trends.sessions], marker="o")
+        ax.set_xticks(
+            range(len(trends.sessions)), [(s.commit or "-")[:7] for s in trends.sessions], rotation=45
+        )
     ax.set_title("test suite wall time per session (s)")
     ax = axes[1][1]
     if trends.slower:
-        names = [t.nodeid.split("::")[-1][:30] for t in trends.slower]
-        ax.barh(names, [t.ratio for t in trends.slower])
+        ax.barh([t.nodeid.split("::")[-1][:30] for t in trends.slower], [t.ratio for t in trends.slower])
+    else:
+        ax.text(0.5, 0.5, "no test got slower", ha="center")
     ax.set_title("tests that got slower (× median)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     pyplot.close(fig)
+
+
+def _plot_runs(ax: Any, trends: Trends, metrics: tuple[str, ...], label: str, title: str) -> None:
+    """One line per metric over the recorded runs, labelled by commit."""
+    for metric in metrics:
+        series = trends.series(metric)
+        if series:
+            ax.plot(range(len(series)), [v for _, _, v in series], marker="o", label=label.format(metric))
+            ax.set_xticks(range(len(series)), [c for _, c, _ in series], rotation=45)
+    ax.set_title(title)
+    if ax.lines:
+        ax.legend(loc="best")
+    else:
+        ax.text(0.5, 0.5, "no runs", ha="center")
 
 
 def _svg_line(title: str, series: dict[str, list[float]], width: int = 520, height: int = 200) -> str:
