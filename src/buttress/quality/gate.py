@@ -433,7 +433,7 @@ def run_gate(context: Context, measures: Sequence[Measure]) -> GateResult:
             measurements[measure.name] = measure.compute(context)
         except MeasureError as exc:
             measurements[measure.name] = Measurement(measure.name, unmeasured=[str(exc)])
-    context.analyses()  # every file is read and parsed once, whichever measures ran: unparsable ones are listed
+    context.analyses()  # every file is parsed once, whatever measures ran, so unparsable ones are listed
     sources = Measurement("sources", overall={"unparsed_files": float(len(context.problems))})
     if context.new_lines is not None:
         new_problems = [p for p in context.problems if p.path in context.new_lines]
