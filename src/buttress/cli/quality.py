@@ -27,7 +27,9 @@ def command() -> None:
 @command.command("check")
 @click.argument("path", required=False, default=".", type=click.Path(exists=True, path_type=Path))
 @click.option("--base", metavar="REF", help="judge new code: the lines changed since this git ref")
-@click.option("--profile", "profile_name", metavar="NAME", help="profile to gate with (default: quality.profile)")
+@click.option(
+    "--profile", "profile_name", metavar="NAME", help="profile to gate with (default: quality.profile)"
+)
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="terminal", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="write the report here")
 @click.option("--run-tests", is_flag=True, help="run the profile's test command under coverage first")
@@ -52,8 +54,14 @@ def check_command(
     from buttress.quality.report import FORMATS
 
     try:
-        result = check(path, profile=profile_name, base=base, run_tests=run_tests, config_file=config_file,
-                       record=not no_record)
+        result = check(
+            path,
+            profile=profile_name,
+            base=base,
+            run_tests=run_tests,
+            config_file=config_file,
+            record=not no_record,
+        )
     except ConfigError as exc:
         err_console.print(str(exc), markup=False, highlight=False)
         sys.exit(2)
@@ -82,14 +90,19 @@ def check_command(
 
 
 @command.command("trends")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="history file (default: quality.history)")
+@click.option(
+    "--db", type=click.Path(dir_okay=False, path_type=Path), help="history file (default: quality.history)"
+)
 @click.option("--last", default=30, show_default=True, help="how many runs and sessions to look at")
 @click.option("--target", help="only gate runs of this target (as recorded, e.g. 'src')")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="also draw charts into this PNG")
-@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="write an HTML page")
+@click.option(
+    "--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="write an HTML page"
+)
 @click.option("--top", default=10, show_default=True, help="rows per table")
-def trends_command(db: Path | None, last: int, target: str | None, png: Path | None, html_out: Path | None,
-                   top: int) -> None:
+def trends_command(
+    db: Path | None, last: int, target: str | None, png: Path | None, html_out: Path | None, top: int
+) -> None:
     """Metric trends, slowest and slower tests, flaky tests, and the suite's time, from the history."""
     from buttress.errors import ConfigError, StoreError
     from buttress.quality.check import load_section
