@@ -40,10 +40,13 @@ class TimerWheel:
     The wheel is not thread-safe; the memory store calls it with its lock held.
     """
 
-    __slots__ = ("_time", "_wheel", "count")
+    __slots__ = ("_time", "_wheel", "count", "next_tick")
 
     def __init__(self, now: float = 0.0) -> None:
         self._time = now
+        #: The reading at which the finest hand next moves: before it, :meth:`advance` has nothing to
+        #: do but note the time, so a caller on a hot path may skip calling it.
+        self.next_tick = (now // SPANS[0] + 1) * SPANS[0]
         self._wheel: list[list[set[Entry]]] = [[set() for _ in range(n)] for n in BUCKETS]
         #: Entries on the wheel (read-only; the store checks it to skip turning an empty wheel).
         self.count = 0
@@ -99,6 +102,7 @@ class TimerWheel:
         if now < previous:
             return 0
         self._time = now
+        self.next_tick = (now // SPANS[0] + 1) * SPANS[0]
         if not self.count:
             return 0
         expired = 0

@@ -38,7 +38,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 from buttress.cache.policy.base import Policy
-from buttress.cache.policy.entry import Entry, spread
+from buttress.cache.policy.entry import _GOLDEN, _M64, Entry
 from buttress.cache.policy.lru import LruPolicy
 from buttress.cache.policy.tinylfu import WTinyLfuPolicy
 from buttress.cache.policy.unbounded import UnboundedPolicy
@@ -59,6 +59,8 @@ POLICIES = ("tinylfu", "lru")
 
 #: Reads buffered between two replays into the policy; reads beyond it are not recorded (see above).
 READ_BUFFER = 1024
+
+_INF = math.inf
 
 #: Causes passed to ``on_evict``.
 SIZE = "size"
@@ -307,8 +309,8 @@ class MemoryStore:
             ValueError: for a ``ttl`` that is not a positive number or a ``weight`` that is not a
                 positive int.
         """
-        if ttl is not None and not (0 < ttl < math.inf):
-            if ttl == math.inf:
+        if ttl is not None and not (0 < ttl < _INF):
+            if ttl == _INF:
                 ttl = None
             else:
                 raise ValueError(
@@ -327,9 +329,12 @@ class MemoryStore:
             if self._buffer:
                 self._drain()
             wheel = self._wheel
-            if wheel.count or ttl is not None:
+            if (wheel.count or ttl is not None) and now >= wheel.next_tick:
                 wheel.advance(now, self._expire)
-            entry = Entry(key, value, None if ttl is None else now + ttl, now, weight, spread(key))
+            # spread(key), inlined: this is the write path's hottest line.
+            entry = Entry(
+                key, value, None if ttl is None else now + ttl, now, weight, (hash(key) * _GOLDEN) & _M64
+            )
             data = self._data
             old = data.get(key)
             data[key] = entry
@@ -343,7 +348,9 @@ class MemoryStore:
                 if old.timer is not None:
                     wheel.deschedule(old)
                 self._policy.replace(old, entry)
-            events = self._take_pending()
+            events = self._pending
+            if events:
+                self._pending = []
         if events:
             self._notify(events)
 

@@ -179,20 +179,30 @@ class WTinyLfuPolicy:
     def add(self, entry: Entry) -> None:
         """Count the new key, put it at the window's recent end, and evict while over capacity."""
         self.sketch.increment(entry.hash)
-        weight = entry.weight if self.weighted else 1
         entry.queue = WINDOW
         self._window[entry.key] = entry
-        self._window_total += weight
-        self._total += weight
-        self._count += 1
-        if self.weighted and self._count > self.sketch.capacity:
-            self.sketch.ensure_capacity(2 * self._count)
+        if self.weighted:
+            weight = entry.weight
+            self._window_total += weight
+            self._total += weight
+            self._count += 1
+            if self._count > self.sketch.capacity:
+                self.sketch.ensure_capacity(2 * self._count)
+        else:
+            self._window_total += 1
+            self._total += 1
+            self._count += 1
         climber = self.climber
         if climber is not None:
             climber.misses += 1
             if climber.hits + climber.misses >= climber.sample_size:
                 self._climb(climber)
-        self._evict_overflow()
+        if (
+            self._window_total > self.window_maximum
+            or self._total > self.maximum
+            or self._count > self.max_count
+        ):
+            self._evict_overflow()
 
     def replace(self, old: Entry, new: Entry) -> None:
         """Swap in a new entry for the same key where the old one was, counting the write as a use."""
