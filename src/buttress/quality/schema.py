@@ -41,7 +41,7 @@ from buttress.config import (
 
 __all__ = ["MEASURES", "PROFILE", "SCHEMA", "parse_requirement"]
 
-#: Measures a profile can switch on (``measures = [...]``).
+#: The built-in measures (``measures = [...]``); a plugged-in measure adds its name by registering metrics.
 MEASURES = ("complexity", "duplication", "coverage", "security")
 
 _REQUIREMENT = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*%?\s*$")
@@ -72,12 +72,30 @@ def _condition_table() -> Table:
     )
 
 
-def _conditions() -> Table:
-    # Built from the metric registry at import, so a plugged-in measure's metrics are accepted once
-    # registered, and a misspelt metric is reported with a suggestion.
-    from buttress.quality.gate import METRICS
+class _Conditions(Field):
+    """``metric = "op threshold"`` entries, checked against the metric registry *when parsed*.
 
-    return Table(fields={name: _condition_table() for name in METRICS})
+    Reading the registry at parse time (not at import) lets a measure plugged in later — mutation
+    testing, test-first checks — register its metrics and have profiles accept conditions on them,
+    while a misspelt metric is still reported with a suggestion.
+    """
+
+    def parse(self, value: Any, path: str, problems: Any) -> Any:
+        """Each key must be a registered metric; each value a condition."""
+        from buttress.quality.gate import METRICS
+
+        return Table(fields={name: _condition_table() for name in METRICS}).parse(value, path, problems)
+
+
+class _Measures(Field):
+    """The measures a profile runs: any measure that has registered a metric (checked when parsed)."""
+
+    def parse(self, value: Any, path: str, problems: Any) -> Any:
+        """A list of known measure names."""
+        from buttress.quality.gate import METRICS
+
+        names = sorted({m.measure for m in METRICS.values()} - {"sources"})
+        return ListOf(item=Choice(choices=names)).parse(value, path, problems)
 
 
 def _globs(doc: str) -> ListOf:
@@ -91,10 +109,10 @@ PROFILE = Table(
         "description": String(allow_empty=True),
         "include": _globs("files to measure, relative to the project root"),
         "exclude": _globs("files to leave out of every measure"),
-        "measures": ListOf(item=Choice(choices=MEASURES), doc="measures to run"),
+        "measures": _Measures(doc="measures to run"),
         "workers": Integer(minimum=0, maximum=64, doc="processes for parsing (0: by size)"),
-        "overall": _conditions(),
-        "new_code": _conditions(),
+        "overall": _Conditions(doc="conditions on all measured code"),
+        "new_code": _Conditions(doc="conditions on the lines changed against --base"),
         "duplication": Table(
             fields={
                 "min_tokens": Integer(minimum=10, maximum=10_000),

@@ -303,7 +303,8 @@ class SecurityMeasure:
             out.unmeasured.append(
                 f"{len(result.unaudited)} dependenc{'y' if len(result.unaudited) == 1 else 'ies'} "
                 "could not be "
-                f"audited ({names}{'…' if len(result.unaudited) > 10 else ''}): pip-audit skipped "
+                f"audited ({names}{'…' if len(result.unaudited) > 10 else ''}; first reason: "
+                f"{result.unaudited[0][1]!r}): pip-audit skipped "
                 f"{'it' if len(result.unaudited) == 1 else 'them'}, "
                 "so 'no known vulnerability' would be a guess"
             )
