@@ -161,3 +161,29 @@ def test_cli_exit_codes_and_formats(repo, monkeypatch):
     bad = runner.invoke(cli, ["quality", "check", "pkg", "--profile", "nope", "--no-record"])
     assert bad.exit_code == 2
     assert "unknown profile" in bad.output
+
+
+def test_small_changes_are_not_judged_for_duplication_on_new_code(repo):
+    project(repo)
+    repo.git("checkout", "-q", "-b", "small")
+    repo.write("pkg/t.py", TANGLED + "\n\nextra = 1\n")
+    result = check(repo.root / "pkg", root=repo.root, base="main", record=False)
+    by = {r.condition.text: r for r in result.results}
+    assert by["duplication < 3% on new code"].status == "skipped"
+    assert "only 1 new lines (< 20)" in by["duplication < 3% on new code"].message
+    assert by["cognitive < 15 on new code"].status == "passed"  # t.py's function is untouched
+
+
+def test_cli_terminal_report_to_a_file_and_trends_png(repo, monkeypatch, tmp_path):
+    project(repo)
+    monkeypatch.chdir(repo.root)
+    runner = CliRunner()
+    out = tmp_path / "gate.txt"
+    done = runner.invoke(cli, ["quality", "check", "pkg", "--output", str(out)])
+    assert done.exit_code == 1
+    assert "FAILED (exit code 1)" in out.read_text()
+    png = tmp_path / "t.png"
+    trends = runner.invoke(cli, ["quality", "trends", "--png", str(png)])
+    assert trends.exit_code == 0, trends.output
+    assert "metric trends over 1 gate runs" in trends.output
+    assert png.read_bytes().startswith(b"\x89PNG")

@@ -94,3 +94,43 @@ def test_a_dependency_pip_audit_skips_is_a_finding_and_unmeasured(repo):
     unaudited = [f for f in sec.findings if f.rule == "security.unaudited"]
     assert unaudited == [] or unaudited[0].path == "requirements.txt"
     assert unaudited or "could not audit" in cond.message
+
+
+def test_pip_audit_json_is_read_into_vulnerabilities_and_unaudited_dependencies():
+    # The document pip-audit writes with -f json (fields as in pip-audit 2.x).
+    from buttress.quality.security import AuditResult, _collect
+
+    document = {
+        "dependencies": [
+            {
+                "name": "jinja2",
+                "version": "2.10",
+                "vulns": [
+                    {
+                        "id": "PYSEC-2019-217",
+                        "fix_versions": ["2.10.1"],
+                        "aliases": ["CVE-2019-10906"],
+                        "description": "sandbox escape",
+                    },
+                    {
+                        "id": "GHSA-accepted-0000",
+                        "fix_versions": [],
+                        "aliases": [],
+                        "description": "accepted",
+                    },
+                ],
+            },
+            {"name": "click", "version": "8.1.7", "vulns": []},
+            {"name": "private-lib", "skip_reason": "Dependency not found on PyPI and could not be audited"},
+        ],
+        "fixes": [],
+    }
+    result = AuditResult()
+    _collect(result, document, "requirements.txt", ("GHSA-accepted-0000",))
+    assert result.audited == 2
+    assert result.vulnerabilities == [
+        ("jinja2", "2.10", "PYSEC-2019-217", ["2.10.1"], "sandbox escape", "requirements.txt")
+    ]
+    assert result.unaudited == [
+        ("private-lib", "Dependency not found on PyPI and could not be audited", "requirements.txt")
+    ]
