@@ -34,8 +34,13 @@ def test_discover_skips_virtualenvs_and_caches(tmp_path):
     ):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x = 1\n")
-    found = discover(tmp_path, tmp_path, ["**/*.py"], ["pkg/gen/**"])
+    found = discover(tmp_path, tmp_path, ["**/*.py"], ["pkg/gen/**", "build/**"])
     assert [p.relative_to(tmp_path).as_posix() for p in found] == ["pkg/a.py"]
+    # a folder called build inside a package is code; only the profile's globs leave it out
+    (tmp_path / "pkg/build").mkdir()
+    (tmp_path / "pkg/build/steps.py").write_text("x = 1\n")
+    found = discover(tmp_path, tmp_path, ["**/*.py"], ["build/**"])
+    assert "pkg/build/steps.py" in [p.relative_to(tmp_path).as_posix() for p in found]
     assert discover(tmp_path / "pkg/a.py", tmp_path, ["**/*.py"], []) == [tmp_path / "pkg/a.py"]
 
 

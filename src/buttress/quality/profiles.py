@@ -26,6 +26,8 @@ _DEFAULT_EXCLUDE = [
     "**/__pycache__/**",
     "**/site-packages/**",
     "**/node_modules/**",
+    "build/**",
+    "dist/**",
 ]
 
 #: The built-in profiles, in the same form as ``[quality.profiles.<name>]`` in buttress.toml.

@@ -21,7 +21,8 @@ from buttress.quality.model import FileProblem
 
 __all__ = ["ALWAYS_EXCLUDED", "SourceFile", "discover", "glob_regex", "matches", "parse", "read_source"]
 
-#: Folders never worth measuring: virtual environments, caches, build output, VCS metadata.
+#: Folders never worth measuring, whatever the profile says: virtual environments, caches, VCS metadata.
+#: (``build/`` and ``dist/`` are left to the profile's globs: a package may well have a ``build`` module.)
 ALWAYS_EXCLUDED = frozenset(
     {
         ".git",
@@ -36,8 +37,6 @@ ALWAYS_EXCLUDED = frozenset(
         ".ruff_cache",
         ".pytest_cache",
         "node_modules",
-        "build",
-        "dist",
         ".eggs",
         ".buttress",
     }
