@@ -134,3 +134,42 @@ def test_pip_audit_json_is_read_into_vulnerabilities_and_unaudited_dependencies(
     assert result.unaudited == [
         ("private-lib", "Dependency not found on PyPI and could not be audited", "requirements.txt")
     ]
+
+
+def test_vulnerabilities_become_findings_located_in_the_requirements_file(repo):
+    from buttress.quality import Context, resolve_profile
+    from buttress.quality.gate import Measurement
+    from buttress.quality.security import AuditResult, SecurityMeasure
+
+    repo.write("requirements.txt", "click==8.1.7\nJinja2==2.10\n")
+    repo.write("app/ok.py", "x = 1\n")
+    repo.commit("init")
+    result = AuditResult()
+    result.audited = 2
+    result.vulnerabilities.append(
+        ("jinja2", "2.10", "PYSEC-2019-217", ["2.10.1"], "sandbox escape", "requirements.txt")
+    )
+    out = Measurement("security")
+    SecurityMeasure().record_audit(
+        out, Context(repo.root, repo.root / "app", resolve_profile("default")), result
+    )
+    assert out.overall["vulnerabilities"] == 1.0
+    [(_, finding)] = out.items["vulnerabilities"]
+    assert (finding.path, finding.line) == ("requirements.txt", 2)
+    assert finding.message.startswith("jinja2 2.10: PYSEC-2019-217; fixed in 2.10.1")
+    assert out.unmeasured == []
+
+
+def test_missing_requirements_file_and_switched_off_checks(repo):
+    repo.write(
+        "buttress.toml",
+        CONFIG.replace("audit = false", 'audit = true\nrequirements = ["nope.txt"]\nbandit = false'),
+    )
+    repo.write("app/ok.py", "x = 1\n")
+    repo.commit("init")
+    result = check(repo.root / "app", root=repo.root, record=False)
+    by = {r.condition.text: r for r in result.results}
+    assert by["vulnerabilities == 0"].status == "unmeasured"
+    assert "security.requirements names nope.txt, which does not exist" in by["vulnerabilities == 0"].message
+    assert by["security_high == 0"].status == "skipped"
+    assert "bandit is switched off" in by["security_high == 0"].message

@@ -257,29 +257,22 @@ class SecurityMeasure:
                 out.new[metric] = float(len(out.new_items[metric]))
 
     def _audit(self, out: Measurement, context: Context, settings: SecuritySettings) -> None:
+        self.record_audit(out, context, audit_dependencies(settings, context.root))
+
+    def record_audit(self, out: Measurement, context: Context, result: AuditResult) -> None:
+        """Turn pip-audit's results into findings and the ``vulnerabilities`` figure (or "unmeasured")."""
         from buttress.quality.model import Finding
 
-        result = audit_dependencies(settings, context.root)
         items = []
         for name, version, vid, fixes, description, source in result.vulnerabilities:
             where, line = self._locate(context, source, name)
             fix = f"; fixed in {', '.join(fixes)}" if fixes else "; no fixed version yet"
-            items.append(
-                (
-                    1.0,
-                    Finding(
-                        "security.vulnerability",
-                        where,
-                        line,
-                        line,
-                        f"{name} {version}: {vid}{fix}. {description[:200]}",
-                        "error",
-                        f"{name}|{vid}",
-                        False,
-                        {"package": name, "version": version, "id": vid, "fix": fixes},
-                    ),
-                )
+            message = f"{name} {version}: {vid}{fix}. {description[:200]}"
+            props = {"package": name, "version": version, "id": vid, "fix": fixes}
+            finding = Finding(
+                "security.vulnerability", where, line, line, message, "error", f"{name}|{vid}", False, props
             )
+            items.append((1.0, finding))
         for name, reason, source in result.unaudited:
             where, line = self._locate(context, source, name)
             out.findings.append(
