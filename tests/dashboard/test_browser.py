@@ -132,6 +132,9 @@ def test_dashboard_shows_live_numbers_in_headless_chromium(tmp_path):
     assert sum(after.values()) > sum(before.values())
     assert {row[0] for row in second["caches"]} >= {"events", "speakers", "search"}
     assert {b.split()[0] for b in second["breakers"]} >= {"email", "storage", "identity"}
+    # The email dead-letter queue, from its own depth gauge (buttress_dlq_depth), shown once.
+    assert [row[0] for row in second["dlq"]] == ["email"]
+    assert second["dlqDepth"].isdigit()
     assert seen["controls"][0].startswith("down: true")
     assert seen["controls"][1].startswith("down: false")
     assert shot.stat().st_size > 10_000

@@ -111,3 +111,42 @@ def test_live_view_turns_counts_into_rates_over_the_window():
     assert row["p50_ms"] == pytest.approx(200, rel=0.011)  # only the window's requests, all 200 ms
     assert second["cache"][0]["window_hit_rate"] == 0.0
     assert second["cache"][0]["hit_rate"] == pytest.approx(100 / 151)
+
+
+def test_a_dead_letter_queue_shared_by_workers_is_shown_once_at_its_depth(tmp_path):
+    from buttress.resilience import DeadLetterQueue
+
+    # Two workers, each with its own registry, dead-letter into one store (as the demo's workers do).
+    store = f"sqlite:{tmp_path}/dlq.db"
+    registries = [Registry(), Registry()]
+    queues = [DeadLetterQueue(store, policy="email", registry=r) for r in registries]
+    try:
+        queues[0].put({"to": "a@example.org"}, error=ConnectionError("down"))
+        queues[1].put({"to": "b@example.org"}, error=ConnectionError("down"))
+        queues[1].put({"to": "c@example.org"}, error=ConnectionError("down"))
+        snapshots = tmp_path / "telemetry"
+        for i, registry in enumerate(registries):
+            SnapshotWriter(snapshots, f"worker-{i}", registry=registry, events=EventStream()).write()
+        merged = DirectorySource(snapshots).read()
+        # Added up, each worker's reading of the one store would count every item twice.
+        assert merged.value("buttress_dlq_depth", policy="email") == 6
+        assert merged.shared("buttress_dlq_depth", policy="email") == 3
+        (row,) = LiveView(DirectorySource(snapshots)).tick()["dead_letters"]
+        assert (row["name"], row["depth"], row["dead_lettered"], row["replayed"]) == ("email", 3, 3, 0)
+        assert row["store"] == queues[0].store.url
+        assert row["oldest_age_s"] >= 0
+    finally:
+        for q in queues:
+            q.store.close()
+
+
+def test_breaker_states_come_from_the_breakers_own_gauges():
+    from buttress.resilience import CircuitBreaker
+
+    registry = Registry()
+    breaker = CircuitBreaker("email", registry=registry, events=EventStream())
+    view = LiveView(LocalSource(registry, EventStream()))
+    assert view.tick()["breakers"][0]["state"] == "closed"
+    breaker.force_open()
+    (row,) = view.tick()["breakers"]
+    assert (row["name"], row["state"]) == ("email", "forced_open")

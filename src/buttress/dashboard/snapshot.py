@@ -4,7 +4,9 @@ The dashboard reads a :func:`collect`-ed snapshot of its own process, or — whe
 several worker processes — the merge of the snapshots every worker writes into a shared directory
 (:class:`SnapshotWriter`, :class:`DirectorySource`), the way Prometheus' multiprocess mode shares
 counters. Merging is exact: counters and gauges add up, latency sketches merge bucket by bucket
-(:meth:`~buttress.telemetry.Sketch.merge`), and events are joined in time order.
+(:meth:`~buttress.telemetry.Sketch.merge`), and events are joined in time order. A gauge that reads state
+the workers share — a dead-letter queue's depth, read from one store by every worker — must not add up:
+:meth:`Merged.shared` counts each of its series once, at the largest worker's reading.
 
 A snapshot::
 
@@ -75,7 +77,8 @@ class Merged:
     """Several snapshots merged: values and sketches per ``(name, labels)``, events in time order.
 
     Attributes:
-        values: ``{(name, labels tuple): number}`` for counters and gauges.
+        values: ``{(name, labels tuple): number}`` for counters and gauges, summed over the workers.
+        peaks: ``{(name, labels tuple): number}`` for gauges, the largest worker's reading.
         sketches: ``{(name, labels tuple): Sketch}`` for latencies.
         events: transitions and alerts, oldest first.
         workers: the workers whose snapshots were merged.
@@ -83,6 +86,7 @@ class Merged:
     """
 
     values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = field(default_factory=dict)
+    peaks: dict[tuple[str, tuple[tuple[str, str], ...]], float] = field(default_factory=dict)
     sketches: dict[tuple[str, tuple[tuple[str, str], ...]], Sketch] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     workers: list[str] = field(default_factory=list)
@@ -100,9 +104,25 @@ class Merged:
             if n == name:
                 yield dict(labels), sketch
 
-    def value(self, name: str, **labels: str) -> float:
-        """The sum of the series of ``name`` whose labels include ``labels``."""
+    def value(self, name: str, /, **labels: str) -> float:
+        """The sum of the series of ``name`` whose labels include ``labels`` (``name=`` may be a label)."""
         return sum(v for lab, v in self.series(name) if all(lab.get(k) == x for k, x in labels.items()))
+
+    def shared_series(self, name: str) -> Iterable[tuple[dict[str, str], float]]:
+        """``(labels, value)`` of every series of the gauge ``name``, each at its largest worker's reading.
+
+        For gauges of shared state (every worker reads the same store), where adding up the workers'
+        readings would count the same items once per worker.
+        """
+        for (n, labels), value in self.peaks.items():
+            if n == name:
+                yield dict(labels), value
+
+    def shared(self, name: str, /, **labels: str) -> float:
+        """The sum over the series of the shared gauge ``name`` matching ``labels``, each counted once."""
+        return sum(
+            v for lab, v in self.shared_series(name) if all(lab.get(k) == x for k, x in labels.items())
+        )
 
 
 def merge(snapshots: Iterable[dict[str, Any]]) -> Merged:
@@ -122,7 +142,10 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> Merged:
                 else:
                     existing.merge(sketch)
             else:
-                out.values[key] = out.values.get(key, 0.0) + float(item["value"])
+                value = float(item["value"])
+                out.values[key] = out.values.get(key, 0.0) + value
+                if item["kind"] == "gauge":
+                    out.peaks[key] = max(out.peaks.get(key, value), value)
         for event in snap.get("events", ()):
             marker = (str(event.get("worker")), int(event.get("id", 0)))
             if marker not in seen_events:

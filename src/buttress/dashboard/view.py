@@ -25,8 +25,10 @@ __all__ = ["HTTP_DURATION", "LiveView", "endpoint_table", "window_quantiles"]
 #: The SLO middleware's latency family (route, method, status_class labels).
 HTTP_DURATION = "buttress_http_request_duration_seconds"
 _QS = (0.5, 0.95, 0.99)
-#: Gauges read as dead-letter queue depths (labelled by ``name`` or ``queue``).
-DEAD_LETTER_METRICS = ("buttress_dlq_depth", "buttress_demo_dead_letters")
+#: The dead-letter queues' depth and oldest-item age (``buttress.resilience.DeadLetterQueue``'s gauges,
+#: labelled ``store`` and ``policy``; read from the store, so shared by every worker using it).
+DLQ_DEPTH = "buttress_dlq_depth"
+DLQ_OLDEST = "buttress_dlq_oldest_age_seconds"
 
 
 def window_quantiles(now: Sketch, then: Sketch | None, qs: Sequence[float] = _QS) -> tuple[int, list[float]]:
@@ -247,10 +249,24 @@ class LiveView:
 
     @staticmethod
     def _dead_letters(merged: Merged) -> list[dict[str, Any]]:
+        # Every worker reads the same store: a queue is shown once, not once per worker.
         rows: list[dict[str, Any]] = []
-        for metric in DEAD_LETTER_METRICS:
-            for labels, value in merged.series(metric):
-                rows.append({"name": labels.get("name") or labels.get("queue") or "?", "depth": value})
+        for labels, depth in sorted(merged.shared_series(DLQ_DEPTH), key=lambda s: sorted(s[0].items())):
+            policy, store = labels.get("policy", "?"), labels.get("store", "")
+            rows.append(
+                {
+                    "name": policy,
+                    "store": store,
+                    "depth": depth,
+                    "oldest_age_s": merged.shared(DLQ_OLDEST, policy=policy, store=store),
+                    "dead_lettered": merged.value(
+                        "buttress_dlq_items", policy=policy, store=store, kind="dead_lettered"
+                    ),
+                    "replayed": merged.value(
+                        "buttress_dlq_items", policy=policy, store=store, kind="replayed"
+                    ),
+                }
+            )
         return rows
 
 

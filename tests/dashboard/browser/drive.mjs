@@ -25,6 +25,8 @@ try {
     endpoints: [...document.querySelectorAll("#endpoints tbody tr")].map((tr) => [...tr.cells].map((c) => c.textContent)),
     caches: [...document.querySelectorAll("#cache tbody tr")].map((tr) => [...tr.cells].map((c) => c.textContent)),
     breakers: [...document.querySelectorAll("[data-breaker]")].map((b) => `${b.dataset.breaker} ${b.querySelector(".state").textContent}`),
+    dlqDepth: document.getElementById("dlq-depth").textContent,
+    dlq: [...document.querySelectorAll("#dlq tbody tr")].map((tr) => [...tr.cells].map((c) => c.textContent)),
     charts: document.querySelectorAll(".uplot").length,
   }));
   await page.waitForFunction(() => Number(document.body.dataset.updates) >= 3, null, { timeout: 30000 });

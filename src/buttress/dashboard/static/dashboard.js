@@ -98,7 +98,8 @@
 
     const dlq = s.dead_letters || [];
     $("dlq-depth").textContent = dlq.length ? fmt(dlq.reduce((a, d) => a + d.depth, 0), 0) : "–";
-    rows($("dlq").tBodies[0], dlq, (d) => `<tr><td>${esc(d.name)}</td><td class="num">${fmt(d.depth, 0)}</td></tr>`);
+    rows($("dlq").tBodies[0], dlq, (d) => `<tr title="${esc(d.store || "")}"><td>${esc(d.name)}</td><td class="num">${fmt(d.depth, 0)}</td>` +
+      `<td class="num">${d.depth ? fmt(d.oldest_age_s, 0) + " s" : "–"}</td><td class="num">${fmt(d.dead_lettered, 0)}</td><td class="num">${fmt(d.replayed, 0)}</td></tr>`);
 
     const controls = s.controls || [];
     $("controls-card").hidden = controls.length === 0;
