@@ -18,7 +18,7 @@ from buttress.demo.providers.identity import create_identity_app
 from buttress.demo.providers.storage import create_storage_app
 from buttress.demo.serve import BackgroundServer
 from buttress.demo.settings import Settings
-from buttress.telemetry import Registry
+from buttress.telemetry import EventStream, Registry
 
 
 @dataclass
@@ -64,6 +64,7 @@ class RunningApp:
     settings: Settings
     app: Any
     registry: Registry
+    events: EventStream
     token: str
     clients: list[httpx.Client] = field(default_factory=list)
 
@@ -101,10 +102,11 @@ def start_app(providers: Providers) -> Iterator[Callable[..., RunningApp]]:
     started: list[RunningApp] = []
 
     def start(settings: Settings, **kwargs: Any) -> RunningApp:
-        registry = Registry()
-        app = create_app(settings, registry=registry, **kwargs)
+        # Each platform counts and publishes on its own, as one worker process does.
+        registry, events = Registry(), EventStream()
+        app = create_app(settings, registry=registry, events=events, **kwargs)
         server = BackgroundServer(app, lifespan="on").start_thread(timeout=60)
-        running = RunningApp(server, settings, app, registry, providers.token)
+        running = RunningApp(server, settings, app, registry, events, providers.token)
         started.append(running)
         return running
 

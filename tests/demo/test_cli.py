@@ -41,13 +41,24 @@ def test_bounded_demo_run_exits_0_with_the_summary(tmp_path):
     for heading in (
         "platform:",
         "dashboard:",
+        "dead letters:",
         "buttress demo — summary",
         "Endpoints",
         "Cache",
+        "Circuit transitions",
         "confirmation emails",
     ):
         assert heading in out
+    # The banner names the dead-letter store, for `buttress dlq list --store ...` while the demo runs.
+    store = f"sqlite:{tmp_path / 'state' / 'dlq.db'}"
+    assert f"--store {store}" in " ".join(out.split())
     summary = json.loads(summary_file.read_text())
+    # Every confirmation the outage dead-lettered was replayed or is still in the queue: none lost.
+    dead = summary["dead_letters"]
+    assert dead["store"] == store
+    assert dead["dead_lettered"] == dead["replayed"] + dead["depth"]
+    assert summary["emails"]["dead_lettered"] == dead["dead_lettered"]
+    assert set(summary["fallbacks"]) == {"storage", "identity"}
     assert summary["traffic"]["requests"] > 100
     assert summary["traffic"]["errors"] == 0  # the email outage never fails a request
     routes = {e["route"] for e in summary["endpoints"]}

@@ -22,18 +22,25 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.demo.errors import CorrelationIdMiddleware, install_handlers
 from buttress.demo.platform import Platform
 from buttress.demo.settings import Settings
-from buttress.telemetry import REGISTRY, Registry
+from buttress.telemetry import EVENTS, REGISTRY, EventStream, Registry
 
 __all__ = ["create_app", "from_env"]
 
 
-def create_app(settings: Settings, *, registry: Registry = REGISTRY, clock: Clock = SYSTEM_CLOCK) -> Any:
+def create_app(
+    settings: Settings,
+    *,
+    registry: Registry = REGISTRY,
+    clock: Clock = SYSTEM_CLOCK,
+    events: EventStream = EVENTS,
+) -> Any:
     """Build the platform app for ``settings``; the platform starts with the app's lifespan.
 
     Args:
         settings: database, providers, cache and state locations.
         registry: the telemetry registry the platform and buttress's parts count into.
-        clock: the clock of the resilience policies (a ``VirtualClock`` in tests).
+        clock: the clock of the resilience policies and dead letters (a ``VirtualClock`` in tests).
+        events: the event stream breakers publish their transitions on.
     """
     require("fastapi", "demo")
     from fastapi import FastAPI
@@ -44,7 +51,7 @@ def create_app(settings: Settings, *, registry: Registry = REGISTRY, clock: Cloc
     from buttress.slo import SLOMiddleware
     from buttress.slo.vitals import vitals_app
 
-    platform = Platform(settings, registry=registry, clock=clock)
+    platform = Platform(settings, registry=registry, clock=clock, events=events)
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:

@@ -31,7 +31,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "Base",
     "Company",
-    "ConfirmationDeadLetter",
     "Event",
     "Registration",
     "SchemaVersion",
@@ -172,24 +171,3 @@ class Registration(Base):
         UniqueConstraint("event_id", "email", name="uq_registration_event_email"),
         Index("ix_registrations_event_status", "event_id", "status"),
     )
-
-
-class ConfirmationDeadLetter(Base):
-    """A confirmation email that could not be sent, kept until a replay delivers it.
-
-    The fields are those of a dead-letter item (payload, error, attempts, first and last failure, policy,
-    correlation id); ``registration_id`` is unique, so an email is dead-lettered at most once however
-    often it fails, and ``idempotency_key`` travels with the replay so the provider delivers it once.
-    """
-
-    __tablename__ = "confirmation_dead_letters"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id"), unique=True)
-    payload: Mapped[str] = mapped_column(Text)
-    error: Mapped[str] = mapped_column(String(500))
-    attempts: Mapped[int] = mapped_column(Integer)
-    policy: Mapped[str] = mapped_column(String(40))
-    correlation_id: Mapped[str] = mapped_column(String(100))
-    first_failed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    last_failed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

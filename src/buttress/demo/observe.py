@@ -116,12 +116,16 @@ def provider_controls(platform: Platform) -> list[Any]:
 
 
 def _extras(merged: Merged) -> dict[str, Any]:
+    # Dead letters and fallbacks are the resilience parts' own counters, not the demo's.
     return {
         "registrations confirmed": merged.value("buttress_demo_registrations", status="confirmed"),
         "registrations waitlisted": merged.value("buttress_demo_registrations", status="waitlisted"),
         "emails sent": merged.value("buttress_demo_confirmation_emails", outcome="sent"),
-        "emails dead-lettered": merged.value("buttress_demo_confirmation_emails", outcome="dead_lettered"),
-        "emails replayed": merged.value("buttress_demo_confirmation_emails", outcome="replayed"),
+        "emails dead-lettered": merged.value("buttress_dlq_items", policy="email", kind="dead_lettered"),
+        "emails replayed": merged.value("buttress_dlq_items", policy="email", kind="replayed"),
+        "email replays failed": merged.value("buttress_dlq_items", policy="email", kind="replay_failed"),
+        "placeholder images served": merged.value("buttress_fallback_calls", name="storage", kind="fallback"),
+        "recent tokens accepted": merged.value("buttress_fallback_calls", name="identity", kind="fallback"),
         "database queries": merged.value("buttress_db_queries"),
     }
 
@@ -134,7 +138,7 @@ def dashboard_for(platform: Platform, slo_view: SLOView | None) -> Any:
     if settings.snapshot_interval > 0:
         source: Any = DirectorySource(os.path.join(settings.state_dir, "telemetry"))
     else:
-        source = LocalSource(platform.registry)
+        source = LocalSource(platform.registry, platform.events)
     return create_dashboard(
         source,
         title="buttress demo — event platform",

@@ -6,9 +6,9 @@ The API handlers talk only to :class:`Platform`:
   1 h, ``search`` 5 min) with the entry's tags, loading from the database on a miss;
 * :meth:`Platform.changed` bumps the tags a write touched, so exactly the entries holding the changed
   row are evicted, in this process and (with Redis) in every other worker;
-* provider calls run through their named resilience pipelines (``email``, ``storage``, ``identity``);
-  a confirmation email that cannot be sent goes to the dead-letter queue and is replayed when the email
-  breaker closes again.
+* provider calls run through their named resilience pipelines (``email``, ``storage``, ``identity``,
+  from ``[resilience.policies]``); a confirmation email that cannot be sent goes to buttress's
+  dead-letter queue and is replayed when the email breaker closes again.
 
 How each part of buttress is built from configuration lives in :mod:`buttress.demo.wiring`; this module
 only uses what it built.
@@ -27,7 +27,7 @@ from buttress.demo import repository as repo
 from buttress.demo.errors import ApiError, correlation_id
 from buttress.demo.providers.clients import EmailClient, IdentityClient, StorageClient
 from buttress.demo.settings import Settings
-from buttress.telemetry import REGISTRY, Registry
+from buttress.telemetry import EVENTS, REGISTRY, EventStream, Registry
 
 __all__ = ["Platform"]
 
@@ -42,15 +42,22 @@ class Platform:
     Args:
         settings: where the database, providers and state are.
         registry: the telemetry registry to count into.
-        clock: the clock of the resilience policies (a ``VirtualClock`` in tests).
+        clock: the clock of the resilience policies and dead letters (a ``VirtualClock`` in tests).
+        events: where breakers publish their transitions (the dashboard and the replay listen there).
     """
 
     def __init__(
-        self, settings: Settings, *, registry: Registry = REGISTRY, clock: Clock = SYSTEM_CLOCK
+        self,
+        settings: Settings,
+        *,
+        registry: Registry = REGISTRY,
+        clock: Clock = SYSTEM_CLOCK,
+        events: EventStream = EVENTS,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.clock = clock
+        self.events = events
         self.engine: Any = None
         self.http: Any = None
         self.wiring: Any = None
@@ -63,12 +70,11 @@ class Platform:
             )
             for status in ("confirmed", "waitlisted")
         }
-        self._emails = {
-            outcome: registry.counter(
-                "buttress_demo_confirmation_emails", "Confirmation emails, by outcome.", {"outcome": outcome}
-            )
-            for outcome in ("sent", "dead_lettered", "replayed")
-        }
+        # Sent at the first attempt; dead-lettered and replayed ones are the queue's own
+        # buttress_dlq_items_total{policy="email"}.
+        self._sent = registry.counter(
+            "buttress_demo_confirmation_emails", "Confirmation emails, by outcome.", {"outcome": "sent"}
+        )
         from buttress.slo import HttpRecorder
 
         #: Where the SLO middleware records every request of this process.
@@ -91,7 +97,7 @@ class Platform:
         # Every statement timed per fingerprint (buttress_db_query_duration_seconds), slow ones logged.
         self.sql = instrument_engine(self.engine, registry=self.registry, slow_threshold=0.5)
         if self.settings.seed:
-            await database.migrate(self.engine)
+            await database.migrate(self.engine, dead_letter_store=self._dead_letter_store())
             await seed.seed(self.engine)
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(10.0),
@@ -104,6 +110,13 @@ class Platform:
         if self.settings.snapshot_interval > 0:
             self._start_snapshots()
         self._start_slo()
+
+    def _dead_letter_store(self) -> str:
+        from buttress.demo.wiring import dead_letter_store, demo_config
+
+        settings = self.settings
+        cfg = demo_config(settings.config_path)
+        return dead_letter_store(cfg, state_dir=settings.state_dir, redis_url=settings.redis_url)
 
     def _start_slo(self) -> None:
         from buttress.demo.observe import SLOView, dashboard_for
@@ -118,7 +131,9 @@ class Platform:
     def _start_snapshots(self) -> None:
         from buttress.dashboard.snapshot import SnapshotWriter
 
-        writer = SnapshotWriter(self.telemetry_dir, f"worker-{self.settings.worker}", registry=self.registry)
+        writer = SnapshotWriter(
+            self.telemetry_dir, f"worker-{self.settings.worker}", registry=self.registry, events=self.events
+        )
         self._snapshots = writer
         interval = self.settings.snapshot_interval
 
@@ -139,15 +154,13 @@ class Platform:
         return os.path.join(self.settings.state_dir, "telemetry")
 
     async def stop(self) -> None:
-        """Stop background work and close connections."""
+        """Stop background work, write the final telemetry and close connections."""
         try:
             await asyncio.wait_for(self.drain_emails(), 10)
         except TimeoutError:
             log.warning("stopping with %d confirmation emails still in flight", len(self._emails_in_flight))
         if self.monitor is not None:
             self.monitor.stop()
-        if self.wiring is not None:
-            await self.wiring.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -156,7 +169,11 @@ class Platform:
             except (asyncio.CancelledError, Exception):
                 pass
         if self._snapshots is not None:
-            self._snapshots.write()  # the final counts, for the runner's summary
+            # The final counts, for the runner's summary; before the wiring closes the dead-letter
+            # store, whose depth the snapshot reads.
+            self._snapshots.write()
+        if self.wiring is not None:
+            await self.wiring.close()
         if self.http is not None:
             await self.http.aclose()
         if self.engine is not None:
@@ -263,9 +280,13 @@ class Platform:
         async with self.engine.begin() as conn:
             await repo.mark_confirmation_sent(conn, int(message["registration_id"]))
 
-    def count_email(self, outcome: str) -> None:
-        """Count a confirmation email outcome: ``sent``, ``dead_lettered`` or ``replayed``."""
-        self._emails[outcome].value += 1
+    def count_sent(self) -> None:
+        """Count a confirmation email sent at the first attempt.
+
+        Dead-lettered and replayed confirmations are counted by the dead-letter queue itself
+        (``buttress_dlq_items_total{policy="email",kind="dead_lettered"|"replayed"}``).
+        """
+        self._sent.value += 1
 
     async def authorize(self, header: str | None) -> dict[str, Any]:
         """The principal of the request's bearer token, checked with the identity provider.

@@ -27,6 +27,7 @@ from typing import Any
 
 from buttress.demo.providers.chaos import Chaos
 from buttress.demo.settings import ENV, Settings
+from buttress.resilience.dlq.base import redact
 
 __all__ = ["Demo", "DemoOptions", "Outage", "Summary"]
 
@@ -110,7 +111,8 @@ class Summary:
     emails: dict[str, float]
     db_queries: float
     outages: list[dict[str, Any]]
-    dead_letters: dict[str, float]
+    dead_letters: dict[str, Any]
+    fallbacks: dict[str, float] = field(default_factory=dict)
     started: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -124,6 +126,7 @@ class Summary:
             "transitions": self.transitions,
             "emails": self.emails,
             "dead_letters": self.dead_letters,
+            "fallbacks": self.fallbacks,
             "db_queries": self.db_queries,
             "db_queries_per_s": self.db_queries / self.elapsed if self.elapsed else 0.0,
             "outages": self.outages,
@@ -156,6 +159,7 @@ class Demo:
         self.stop_event = asyncio.Event()
         self.outage_log: list[dict[str, Any]] = []
         self.generator: Any = None
+        self.dead_letter_store = ""
         self._started = 0.0
 
     @property
@@ -170,7 +174,7 @@ class Demo:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         engine = database.create_engine(self.database_url)
         try:
-            await database.migrate(engine)
+            await database.migrate(engine, dead_letter_store=self.dead_letter_store or None)
             t0 = time.perf_counter()
             if await seed.seed(engine):
                 self.log(f"seeded the database in {time.perf_counter() - t0:.2f} s")
@@ -271,8 +275,14 @@ class Demo:
         from sqlalchemy.exc import SQLAlchemyError
 
         from buttress.demo.traffic import TrafficGenerator
+        from buttress.demo.wiring import dead_letter_store, demo_config
 
         opts = self.options
+        # Checked here, before anything starts, so a bad file is one clear error (exit 2).
+        cfg = demo_config(opts.config_path)
+        self.dead_letter_store = dead_letter_store(
+            cfg, state_dir=str(self.state_dir), redis_url=opts.redis_url
+        )
         try:
             await self.prepare_database()
         except SQLAlchemyError as exc:
@@ -287,6 +297,8 @@ class Demo:
             self.log(f"API:       {self.url}/api/v1/events   docs: {self.url}/api/docs")
             for name, server in self.providers.items():
                 self.log(f"provider {name:8s} {server.url}  (chaos: {server.url}/_chaos)")
+            store = redact(self.dead_letter_store)
+            self.log(f"dead letters: {store}  (list them: buttress dlq list --store {store})")
             outages = [asyncio.ensure_future(self._outage(o)) for o in opts.outages]
             report = None
             if opts.traffic:
@@ -348,12 +360,26 @@ class Demo:
             for e in merged.events
             if e.get("kind") == "state_transition" and e.get("source") == "circuitbreaker"
         ]
+
+        # Dead letters and fallbacks as buttress.resilience counted them (the email queue's own metrics).
+        def dlq(kind: str) -> float:
+            return merged.value("buttress_dlq_items", policy="email", kind=kind)
+
         emails = {
-            outcome: merged.value("buttress_demo_confirmation_emails", outcome=outcome)
-            for outcome in ("sent", "dead_lettered", "replayed")
+            "sent": merged.value("buttress_demo_confirmation_emails", outcome="sent"),
+            "dead_lettered": dlq("dead_lettered"),
+            "replayed": dlq("replayed"),
         }
         dead = {
-            "depth": merged.value("buttress_demo_dead_letters"),
+            "store": redact(self.dead_letter_store),
+            "depth": merged.shared("buttress_dlq_depth", policy="email"),
+            "dead_lettered": dlq("dead_lettered"),
+            "replayed": dlq("replayed"),
+            "replay_failed": dlq("replay_failed"),
+        }
+        fallbacks = {
+            name: merged.value("buttress_fallback_calls", name=name, kind="fallback")
+            for name in ("storage", "identity")
         }
         return Summary(
             elapsed=elapsed,
@@ -365,5 +391,6 @@ class Demo:
             db_queries=merged.value("buttress_db_queries"),
             outages=self.outage_log,
             dead_letters=dead,
+            fallbacks=fallbacks,
             started=self._started,
         )

@@ -28,7 +28,8 @@ class Settings:
         storage_url: base URL of the object storage provider.
         identity_url: base URL of the identity provider.
         cache: serve hot paths through buttress's cache (off: every read goes to the database).
-        redis_url: two-tier cache (memory L1, Redis L2) and cross-worker invalidation when set.
+        redis_url: two-tier cache (memory L1, Redis L2), cross-worker invalidation and the dead-letter
+            queue on Redis Streams, when set.
         config_path: a buttress.toml to use instead of the demo's embedded defaults.
         worker: this process's name, for telemetry snapshots.
         seed: create the schema and seed data on startup when the database is empty.

@@ -1,4 +1,4 @@
-"""How the platform uses each part of buttress: caches, resilience pipelines, dead letters.
+"""How the platform uses each part of buttress: caches, resilience pipelines, fallbacks, dead letters.
 
 :func:`build` reads the demo's configuration — the embedded ``buttress.demo.toml`` unless the settings
 name another file — and builds every part once, at startup; the request path only calls what was built.
@@ -10,16 +10,21 @@ bus; an :class:`~buttress.cache.EventInvalidator` maps them to the tags of ``inv
 exactly those tags. With Redis the bump is a Redis counter announced on the namespace's invalidation
 channel, so every other worker drops its L1 copies too.
 
-**Providers.** Each provider call runs through its named policies, ``Retry`` outermost, a
-``CircuitBreaker`` inside it (an open circuit stops retrying at once) and a ``Bulkhead`` innermost,
-with the HTTP timeouts of ``[demo.policies.<name>]``. What happens when a call still fails is the
+**Providers.** Each provider call runs through the named pipeline of ``[resilience.policies.<name>]``
+(``email``, ``storage``, ``identity``; built by :mod:`buttress.demo.policies`): ``Retry`` outermost, a
+``CircuitBreaker`` inside it (an open circuit stops retrying at once) and a ``Bulkhead`` innermost, with
+the entry's ``http`` timeouts on the provider's HTTP client. What happens when a call still fails is the
 platform's choice per provider:
 
-* email — the confirmation is dead-lettered (:mod:`buttress.demo.deadletters`) and replayed when the
-  email breaker closes again, or by the periodic replay once the breaker lets a trial through;
-* storage — the page gets a placeholder image (not cached), counted as a fallback;
-* identity — a token verified in the last five minutes is accepted again, counted as a fallback; any
-  other is refused with 503 and ``Retry-After``.
+* email — a :class:`~buttress.resilience.DeadLetterQueue` outermost keeps the confirmation (idempotency
+  key ``registration-<id>``) in the demo's store — ``sqlite:<state-dir>/dlq.db``, or Redis Streams with
+  ``--redis-url`` — and :meth:`Wiring.replay` runs it again through the email pipeline when the email
+  breaker closes (a ``StateTransition`` to ``closed``) or, every ``[demo] replay_interval``, once the
+  breaker would let a trial through;
+* storage — a :class:`~buttress.resilience.Fallback` outside the ``media`` cache answers with a
+  placeholder image (so it is never cached);
+* identity — a :class:`~buttress.resilience.Fallback` hook accepts again a token the provider accepted
+  within ``[demo] token_grace``; any other token is refused with 503 and ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -27,25 +32,31 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
-from collections.abc import Callable
+import os
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+
+from buttress.resilience import NO_FALLBACK, current_letter
+from buttress.resilience.dlq import CORRELATION_ID
 
 if TYPE_CHECKING:
     from buttress.config import Config
     from buttress.demo.platform import Loader, Platform
 
-__all__ = ["NAMESPACES", "PLACEHOLDER_IMAGE", "Wiring", "build", "demo_config"]
+__all__ = [
+    "NAMESPACES",
+    "PLACEHOLDER_IMAGE",
+    "Wiring",
+    "build",
+    "confirmation_key",
+    "dead_letter_store",
+    "demo_config",
+]
 
 log = logging.getLogger("buttress.demo")
 
 #: What an event page shows when object storage cannot sign its image.
 PLACEHOLDER_IMAGE = "/placeholder.svg"
-#: How long a token the identity provider accepted is accepted again while the provider is failing.
-TOKEN_GRACE = 300.0
-#: Seconds between checks for dead letters to replay (worker 0 only).
-REPLAY_INTERVAL = 5.0
 
 #: The cache namespaces the platform reads through.
 NAMESPACES = ("events", "speakers", "search", "media")
@@ -61,6 +72,26 @@ def demo_config(path: str | None = None) -> Config:
     return config.loads(text, "buttress.demo.toml (embedded)")
 
 
+def dead_letter_store(cfg: Config, *, state_dir: str, redis_url: str | None) -> str:
+    """The store of the confirmation emails' dead letters (what ``buttress dlq list --store`` takes).
+
+    ``[resilience.policies.email] dead_letter`` when the configuration names one; else Redis Streams on
+    ``redis_url`` (``--redis-url``) when given, else ``sqlite:<state_dir>/dlq.db``.
+    """
+    entry = cfg.section("resilience")["policies"].get("email") or {}
+    configured: str | None = entry.get("dead_letter")
+    if configured:
+        return configured
+    if redis_url:
+        return redis_url
+    return f"sqlite:{os.path.join(state_dir, 'dlq.db')}"
+
+
+def confirmation_key(message: dict[str, Any]) -> str:
+    """The idempotency key of a registration's confirmation email: ``registration-<id>``."""
+    return f"registration-{message['registration_id']}"
+
+
 class Wiring:
     """The buttress parts one platform process uses.
 
@@ -72,28 +103,25 @@ class Wiring:
     def __init__(self, platform: Platform, cfg: Config) -> None:
         self.platform = platform
         self.config = cfg
+        demo = cfg.section("demo")
+        self._replay_interval: float = demo["replay_interval"]
+        self._token_grace: float = demo["token_grace"]
         self.caches: dict[str, Any] = {}
         self.bus: Any = None
         self._invalidator: Any = None
         self._remote_bus = False
+        self.pipelines: dict[str, Any] = {}
         self.breakers: dict[str, Any] = {}
         self.dead_letters: Any = None
-        self._calls: dict[str, Any] = {}
+        self.dead_letter_store = ""
+        self._send: Any = None
+        self._sign: Any = None
+        self._signed_url: Any = None
+        self._verify: Any = None
         self._tokens: dict[str, tuple[dict[str, Any], float]] = {}
         self._replay_lock = asyncio.Lock()
+        self._replayed: list[dict[str, Any]] = []
         self._unsubscribe: Any = None
-        registry = platform.registry
-        self._fallbacks = {
-            name: registry.counter(
-                "buttress_demo_fallbacks", "Provider failures answered by a fallback.", {"provider": name}
-            )
-            for name in ("storage", "identity")
-        }
-        self._depth = registry.gauge(
-            "buttress_demo_dead_letters",
-            "Confirmation emails waiting in the dead-letter queue.",
-            {"queue": "email"},
-        )
 
     # ----------------------------------------------------------------------------------------------
     # caches
@@ -147,157 +175,153 @@ class Wiring:
     # providers
 
     def build_resilience(self) -> None:
-        """A retry and a circuit breaker per provider, from ``[demo.policies]``; the dead letters."""
-        import httpx
-
-        from buttress.demo.deadletters import DeadLetters
-        from buttress.demo.schema import POLICY
-        from buttress.resilience.bulkhead import Bulkhead
-        from buttress.resilience.circuit import CircuitBreaker
-        from buttress.resilience.retry import Retry
-        from buttress.telemetry import EVENTS, StateTransition
+        """The providers' named pipelines, their fallbacks, and the confirmation emails' dead letters."""
+        from buttress.demo.policies import PROVIDERS, build_pipeline, provider_entries
+        from buttress.resilience import (
+            CircuitBreaker,
+            DeadLetterQueue,
+            Fallback,
+            Pipeline,
+            open_store,
+        )
 
         platform = self.platform
-        configured = self.config.section("demo")["policies"]
-        targets: dict[str, Callable[..., Any]] = {
-            "email": platform.email.send,
-            "storage": platform.storage.sign,
-            "identity": platform.identity.verify,
-        }
+        entries = provider_entries(self.config)
         clients = {"email": platform.email, "storage": platform.storage, "identity": platform.identity}
-        for name, fn in targets.items():
-            where = f"demo.policies.{name}"
-            policy = dict(configured.get(name) or POLICY.parse({}, where, _no_problems()))
-            # A sub-table left out of the file comes back as None: fill it with its defaults.
-            for part in ("retry", "breaker", "bulkhead"):
-                if policy[part] is None:
-                    policy[part] = POLICY.fields[part].parse({}, f"{where}.{part}", _no_problems())
-            b, r = policy["breaker"], policy["retry"]
-            breaker = CircuitBreaker(
-                name,
-                window=b["window"],
-                failure_rate=b["failure_rate"],
-                minimum_calls=min(b["minimum_calls"], b["window"]),
-                wait_open=b["wait_open"],
-                half_open_calls=b["half_open_calls"],
-                clock=platform.clock,
-                registry=platform.registry,
-                events=EVENTS,
+        for name in PROVIDERS:
+            pipeline = build_pipeline(
+                name, entries[name], clock=platform.clock, registry=platform.registry, events=platform.events
             )
-            retry = Retry(
-                name,
-                attempts=r["attempts"],
-                base=r["base"],
-                factor=r["factor"],
-                max_delay=r["max"],
-                jitter=r["jitter"],
-                clock=platform.clock,
-                registry=platform.registry,
-            )
-            bulkhead = Bulkhead(
-                name,
-                max_concurrent=policy["bulkhead"]["max_concurrent"],
-                max_wait=policy["bulkhead"]["max_wait"],
-                clock=platform.clock,
-                registry=platform.registry,
-            )
-            clients[name].timeout = httpx.Timeout(policy["timeout"], connect=policy["connect_timeout"])
-            self.breakers[name] = breaker
-            # Resilience4j's order: retry outermost, then the breaker, the bulkhead innermost.
-            self._calls[name] = retry(breaker(bulkhead(fn)))
-        self.dead_letters = DeadLetters(platform.engine, "email")
-        if platform.settings.worker == "0":
-            loop = asyncio.get_running_loop()
+            self.pipelines[name] = pipeline
+            breaker = pipeline.find(CircuitBreaker)
+            if breaker is not None:
+                self.breakers[name] = breaker
+            # The pipeline does not enforce `http`; the client does, per socket operation.
+            clients[name].timeout = pipeline.http.as_httpx() if pipeline.http is not None else None
 
-            def on_transition(event: Any) -> None:
-                # Called on whichever thread moved the breaker; the replay runs on the platform's loop.
-                if (
-                    isinstance(event, StateTransition)
-                    and event.name == "email"
-                    and event.to_state == "closed"
-                ):
-                    loop.call_soon_threadsafe(self._kick_replay)
+        # email: what cannot be sent is kept, durably, before the error reaches the sender.
+        settings = platform.settings
+        self.dead_letter_store = dead_letter_store(
+            self.config, state_dir=settings.state_dir, redis_url=settings.redis_url
+        )
+        self.dead_letters = DeadLetterQueue(
+            open_store(self.dead_letter_store, clock=platform.clock),
+            policy="email",
+            idempotency_key=confirmation_key,
+            clock=platform.clock,
+            registry=platform.registry,
+        )
+        self._send = Pipeline(self.dead_letters, self.pipelines["email"], name="email")(self._deliver)
+        # storage: the fallback sits outside the cache, so a placeholder is never cached.
+        self._sign = self.pipelines["storage"](platform.storage.sign)
+        self._signed_url = Fallback(PLACEHOLDER_IMAGE, name="storage", registry=platform.registry)(
+            self._cached_signed_url
+        )
+        # identity: a token accepted recently is accepted again; any other error goes on to a 503.
+        self._verify = Fallback(hook=self._recent_principal, name="identity", registry=platform.registry)(
+            self.pipelines["identity"](platform.identity.verify)
+        )
 
-            self._unsubscribe = EVENTS.subscribe(on_transition, StateTransition)
-            platform.spawn(self._replay_loop(), "dead-letter replay")
+        from buttress.telemetry import StateTransition
+
+        loop = asyncio.get_running_loop()
+
+        def on_transition(event: Any) -> None:
+            # Called on whichever thread moved the breaker; the replay runs on the platform's loop.
+            if isinstance(event, StateTransition) and event.name == "email" and event.to_state == "closed":
+                loop.call_soon_threadsafe(self._kick_replay)
+
+        self._unsubscribe = platform.events.subscribe(on_transition, StateTransition)
+        platform.spawn(self._replay_loop(), "dead-letter replay")
 
     def _kick_replay(self) -> None:
         self.platform.spawn(self.replay(), "dead-letter replay after recovery")
 
     async def _replay_loop(self) -> None:
-        breaker = self.breakers["email"]
+        breaker = self.breakers.get("email")
         while True:
+            await asyncio.sleep(self._replay_interval)
             try:
-                depth = await self.dead_letters.depth()
-                self._depth.set(depth)
                 # Replay when the breaker is closed, or would let a trial call through now.
-                if depth and breaker.retry_after <= 0:
+                if (breaker is None or breaker.retry_after <= 0) and await asyncio.to_thread(
+                    self.dead_letters.depth
+                ):
                     await self.replay()
             except Exception:
                 log.exception("dead-letter replay failed")
-            await asyncio.sleep(REPLAY_INTERVAL)
 
     async def replay(self) -> int:
-        """Replay the dead-lettered confirmations through the email pipeline; returns how many were sent."""
-        from buttress.resilience import CircuitOpenError
+        """Replay the dead-lettered confirmations through the email pipeline; returns how many were sent.
 
-        platform = self.platform
+        Every worker may replay: the queue leases each item to one replayer, and the message carries the
+        registration's idempotency key, so the provider delivers it once even if a replayer dies mid-item.
+        """
         async with self._replay_lock:
-            result = await self.dead_letters.replay(self._deliver, stop_on=(CircuitOpenError,))
-            for _ in range(result.replayed):
-                platform.count_email("replayed")
-            self._depth.set(await self.dead_letters.depth())
-        if result.replayed or result.stopped:
+            self._replayed = []
+            report = await self.dead_letters.areplay(self._deliver, self.pipelines["email"])
+            for message in self._replayed:
+                await self.platform.mark_sent(message)
+        if report.replayed or report.failed or report.stopped:
             log.info(
-                "replayed %d confirmation emails%s",
-                result.replayed,
-                f" ({result.stopped})" if result.stopped else "",
+                "replayed %d confirmation emails, %d failed again, %d waiting%s",
+                report.replayed,
+                report.failed,
+                report.remaining,
+                f" (stopped: {report.stopped})" if report.stopped else "",
             )
-        return int(result.replayed)
+        return int(report.replayed)
 
     async def _deliver(self, message: dict[str, Any]) -> None:
-        payload = {k: message[k] for k in ("to", "subject", "body", "idempotency_key")}
-        await self._calls["email"](payload)
+        """One call to the email provider (the function the email pipeline and the replay run)."""
+        letter = current_letter()
+        payload = {k: message[k] for k in ("to", "subject", "body")}
+        # On replay the queue's idempotency key is the one the provider deduplicates on.
+        payload["idempotency_key"] = (
+            letter.idempotency_key if letter is not None else confirmation_key(message)
+        )
+        await self.platform.email.send(payload)
+        if letter is not None:
+            self._replayed.append(message)
+
+    async def send_email(self, message: dict[str, Any]) -> bool:
+        """Send a confirmation; ``False`` when it was dead-lettered for a later replay.
+
+        Raises:
+            StoreError: when it could neither be sent nor dead-lettered (the work was not saved).
+        """
+        from buttress.demo.errors import correlation_id
+
+        token = CORRELATION_ID.set(message.get("correlation_id") or correlation_id())
+        try:
+            await self._send(message)
+        except Exception as exc:
+            if getattr(exc, "dead_letter_id", None) is None:
+                raise
+            return False
+        finally:
+            CORRELATION_ID.reset(token)
+        await self.platform.mark_sent(message)
+        self.platform.count_sent()
+        return True
+
+    async def _cached_signed_url(self, key: str) -> str:
+        cache = self.caches.get("media")
+        if cache is None:
+            return str(await self._sign(key))
+        result: str = await cache.get_or_load(key, lambda: self._sign(key))
+        return result
 
     async def signed_url(self, key: str) -> str:
         """A signed URL for ``key`` (cached in ``media``); the placeholder when storage is failing."""
-        sign = self._calls.get("storage", self.platform.storage.sign)
-        cache = self.caches.get("media")
-        try:
-            if cache is None:
-                return str(await sign(key))
-            result: str = await cache.get_or_load(key, lambda: sign(key))
-            return result
-        except Exception:
-            self._fallbacks["storage"].value += 1
-            return PLACEHOLDER_IMAGE
+        result: str = await self._signed_url(key)
+        return result
 
-    async def send_email(self, message: dict[str, Any]) -> bool:
-        """Send a confirmation; ``False`` when it was dead-lettered for a later replay."""
-        from buttress.demo.errors import correlation_id
-
-        platform = self.platform
-        try:
-            if "email" in self._calls:
-                await self._deliver(message)
-            else:
-                await platform.email.send(
-                    {k: message[k] for k in ("to", "subject", "body", "idempotency_key")}
-                )
-        except Exception as exc:
-            if self.dead_letters is None:
-                raise
-            attempts = int(getattr(exc, "retry_attempts", 1))
-            await self.dead_letters.put(
-                message, exc, attempts, message.get("correlation_id") or correlation_id()
-            )
-            platform.count_email("dead_lettered")
-            if platform.settings.worker == "0":
-                self._depth.set(await self.dead_letters.depth())
-            return False
-        await platform.mark_sent(message)
-        platform.count_email("sent")
-        return True
+    def _recent_principal(self, error: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        token = args[0] if args else kwargs.get("token")
+        known = self._tokens.get(token) if isinstance(token, str) else None
+        if known is not None and self.platform.clock.monotonic() - known[1] <= self._token_grace:
+            return known[0]
+        return NO_FALLBACK
 
     async def verify_token(self, token: str) -> dict[str, Any] | None:
         """The token's principal from the identity provider, or ``None`` when it says no.
@@ -308,15 +332,9 @@ class Wiring:
         from buttress.demo.errors import ApiError
         from buttress.resilience import CircuitOpenError
 
-        verify = self._calls.get("identity", self.platform.identity.verify)
-        now = time.monotonic()
         try:
-            principal: dict[str, Any] | None = await verify(token)
+            principal: dict[str, Any] | None = await self._verify(token)
         except Exception as exc:
-            known = self._tokens.get(token)
-            if known is not None and now - known[1] <= TOKEN_GRACE:
-                self._fallbacks["identity"].value += 1
-                return known[0]
             wait = exc.retry_after if isinstance(exc, CircuitOpenError) else 5.0
             raise ApiError(
                 503,
@@ -324,8 +342,11 @@ class Wiring:
                 "The identity provider cannot check the token right now; try again shortly.",
                 headers={"Retry-After": str(max(1, round(wait)))},
             ) from None
+        known = self._tokens.get(token)
+        if known is not None and principal is known[0]:
+            return principal  # the fallback's answer: the grace runs from the provider's last "yes"
         if principal is not None:
-            self._tokens[token] = (principal, now)
+            self._tokens[token] = (principal, self.platform.clock.monotonic())
         else:
             self._tokens.pop(token, None)
         return principal
@@ -333,13 +354,15 @@ class Wiring:
     # ----------------------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Stop listening for invalidations and transitions, and close cache connections."""
+        """Stop listening for invalidations and transitions; close cache and dead-letter connections."""
         if self._unsubscribe is not None:
             self._unsubscribe()
         if self._invalidator is not None:
             self._invalidator.close()
         for cache in self.caches.values():
             await cache.aclose()
+        if self.dead_letters is not None:
+            await asyncio.to_thread(self.dead_letters.store.close)
 
 
 async def build(platform: Platform) -> Wiring:
@@ -349,9 +372,3 @@ async def build(platform: Platform) -> Wiring:
         wiring.build_caches()
     wiring.build_resilience()
     return wiring
-
-
-def _no_problems() -> Any:
-    from buttress.config import Problems
-
-    return Problems()

@@ -42,6 +42,13 @@ class EmailOutbox:
                 self.by_key[key] = message_id
             return message_id, False
 
+    def clear(self) -> None:
+        """Forget every delivery (a test that shares the provider starts from an empty outbox)."""
+        with self._lock:
+            self.messages.clear()
+            self.by_key.clear()
+            self.duplicates = 0
+
     def stats(self) -> dict[str, int]:
         """Deliveries and duplicates so far."""
         with self._lock:
