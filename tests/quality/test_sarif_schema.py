@@ -52,3 +52,55 @@ def test_an_empty_passing_report_is_valid(repo):
     document = sarif.to_dict(result)
     validate(document)
     assert document["runs"][0]["results"] == []
+
+
+def test_every_measure_in_one_run_renders_valid_reports(repo):
+    from buttress.quality.report import html
+
+    repo.write(
+        "buttress.toml",
+        """
+[quality.profiles.default.security]
+audit = false
+confidence = "low"
+[quality.profiles.default.coverage]
+command = ["pytest", "-q", "-p", "no:cacheprovider", "tests"]
+""",
+    )
+    repo.write("app/__init__.py", "")
+    repo.write(
+        "app/risky.py",
+        """
+import pickle
+import subprocess
+
+
+def run(cmd):
+    return subprocess.call(cmd, shell=True)
+
+
+def load(blob):
+    try:
+        return pickle.loads(blob)
+    except Exception:
+        pass
+""",
+    )
+    repo.write(
+        "tests/test_risky.py",
+        "from app.risky import load\n\n\ndef test_load():\n    assert load(b'x') is None\n",
+    )
+    repo.commit("init")
+    result = check(repo.root / "app", root=repo.root, run_tests=True, record=False)
+    assert set(result.measurements) == {"complexity", "duplication", "coverage", "security", "sources"}
+    document = sarif.to_dict(result)
+    validate(document)
+    levels = {r["ruleId"]: r["level"] for r in document["runs"][0]["results"]}
+    assert levels["security.B602"] == "error"  # high severity: subprocess with shell=True
+    assert levels["security.B301"] == "warning"  # medium: pickle.loads
+    assert levels["security.B110"] == "note"  # low: try/except/pass
+    assert levels["coverage.uncovered"] == "error"  # coverage < 90 % fails the gate
+    page = html.render(result)
+    assert "<h2>Security</h2>" in page
+    assert "app/risky.py" in page
+    assert "coverage %" in page
