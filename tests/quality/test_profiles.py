@@ -105,3 +105,21 @@ def test_a_condition_on_a_measure_the_profile_does_not_run_is_an_error():
     cfg = loads('[quality.profiles.lean]\nmeasures = ["complexity"]\n')
     with pytest.raises(ConfigError, match=r"judges the coverage measure, which this profile does not run"):
         resolve_profile("lean", cfg.section("quality")["profiles"])
+
+
+def test_the_project_profile_in_the_docs_is_valid():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "quality.md").read_text(encoding="utf-8")
+    start = text.index('```toml\n[quality]\nprofile = "project"')
+    block = text[start + len("```toml\n") : text.index("```", start + 7)]
+    section = loads(block).section("quality")
+    project = resolve_profile("project", section["profiles"])
+    ci = resolve_profile("project-ci", section["profiles"])
+    assert project.chain == ("default", "project")
+    assert ci.chain == ("default", "project", "project-ci")
+    assert ci.security.audit is False and project.security.audit is True
+    c = conds(project)
+    assert c[("new", "coverage")] == (">=", 90.0, "error")
+    assert c[("new", "cognitive")] == ("<", 15.0, "error")
+    assert c[("overall", "cognitive")] == ("<", 15.0, "warning")
