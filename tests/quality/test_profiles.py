@@ -118,7 +118,8 @@ def test_the_project_profile_in_the_docs_is_valid():
     ci = resolve_profile("project-ci", section["profiles"])
     assert project.chain == ("default", "project")
     assert ci.chain == ("default", "project", "project-ci")
-    assert ci.security.audit is False and project.security.audit is True
+    assert ci.security.audit is False
+    assert project.security.audit is True
     c = conds(project)
     assert c[("new", "coverage")] == (">=", 90.0, "error")
     assert c[("new", "cognitive")] == ("<", 15.0, "error")
