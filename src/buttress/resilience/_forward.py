@@ -61,62 +61,108 @@ def forwarding(fn: Callable[..., Any]) -> Signature:
         sig = inspect.signature(fn, follow_wrapped=False)
     except (TypeError, ValueError):
         return GENERIC
-    params: list[str] = []
-    call: list[str] = []
-    positional: list[str] = []
-    star: str | None = None
-    keywords: list[str] = []
-    double_star: str | None = None
-    defaults: dict[str, Any] = {}
-    saw_positional_only = saw_star = False
+    pieces = _Pieces()
     for index, p in enumerate(sig.parameters.values()):
-        name = p.name
-        if not name.isidentifier():
+        if not p.name.isidentifier():
             return GENERIC
-        default = ""
+        pieces.add(index, p)
+    return pieces.signature()
+
+
+class _Pieces:
+    """The source fragments for one signature, collected one parameter at a time."""
+
+    __slots__ = (
+        "call",
+        "defaults",
+        "double_star",
+        "keywords",
+        "names",
+        "params",
+        "positional",
+        "slash",
+        "star",
+        "starred",
+    )
+
+    def __init__(self) -> None:
+        self.params: list[str] = []
+        self.call: list[str] = []
+        self.positional: list[str] = []
+        self.keywords: list[str] = []
+        self.names: list[str] = []
+        self.defaults: dict[str, Any] = {}
+        self.star: str | None = None  # the ``*args`` name
+        self.starred = False  # a ``*args`` or a bare ``*`` is in the list: keyword-only comes next
+        self.double_star: str | None = None
+        self.slash = False  # positional-only parameters are waiting for their ``/``
+
+    def add(self, index: int, p: inspect.Parameter) -> None:
+        """Append parameter ``p``, the ``index``-th of the signature."""
+        self.names.append(p.name)
+        declared = p.name
         if p.default is not _P.empty:
-            defaults[f"_d{index}"] = p.default
-            default = f"=_d{index}"
-        if p.kind is _P.POSITIONAL_ONLY:
-            saw_positional_only = True
-            params.append(name + default)
-            call.append(name)
-            positional.append(name)
-            continue
-        if saw_positional_only:
-            params.append("/")
-            saw_positional_only = False
-        if p.kind is _P.POSITIONAL_OR_KEYWORD:
-            params.append(name + default)
-            call.append(name)
-            positional.append(name)
-        elif p.kind is _P.VAR_POSITIONAL:
-            saw_star = True
-            star = name
-            params.append(f"*{name}")
-            call.append(f"*{name}")
-        elif p.kind is _P.KEYWORD_ONLY:
-            if not saw_star:
-                params.append("*")
-                saw_star = True
-            params.append(name + default)
-            call.append(f"{name}={name}")
-            keywords.append(name)
-        else:  # VAR_KEYWORD
-            double_star = name
-            params.append(f"**{name}")
-            call.append(f"**{name}")
-    if saw_positional_only:
-        params.append("/")
-    args = f"({', '.join(positional)},)" if positional else "()"
-    if star is not None:
-        args = f"{args} + {star}" if positional else star
-    kwargs = "{" + ", ".join(f"{k!r}: {k}" for k in keywords)
-    if double_star is not None:
-        kwargs += (", " if keywords else "") + f"**{double_star}"
-    kwargs += "}"
-    names = frozenset(p.name for p in sig.parameters.values())
-    return Signature(", ".join(params), ", ".join(call), args, kwargs, names, defaults)
+            self.defaults[f"_d{index}"] = p.default
+            declared += f"=_d{index}"
+        if p.kind is not _P.POSITIONAL_ONLY:
+            self._close_positional_only()
+        _ADD[p.kind](self, p.name, declared)
+
+    def _close_positional_only(self) -> None:
+        if self.slash:
+            self.params.append("/")
+            self.slash = False
+
+    def _positional_only(self, name: str, declared: str) -> None:
+        self.slash = True
+        self._positional(name, declared)
+
+    def _positional(self, name: str, declared: str) -> None:
+        self.params.append(declared)
+        self.call.append(name)
+        self.positional.append(name)
+
+    def _var_positional(self, name: str, declared: str) -> None:
+        self.star = name
+        self.starred = True
+        self.params.append(f"*{name}")
+        self.call.append(f"*{name}")
+
+    def _keyword_only(self, name: str, declared: str) -> None:
+        if not self.starred:
+            self.starred = True
+            self.params.append("*")
+        self.params.append(declared)
+        self.call.append(f"{name}={name}")
+        self.keywords.append(name)
+
+    def _var_keyword(self, name: str, declared: str) -> None:
+        self.double_star = name
+        self.params.append(f"**{name}")
+        self.call.append(f"**{name}")
+
+    def signature(self) -> Signature:
+        """The finished pieces."""
+        self._close_positional_only()
+        args = f"({', '.join(self.positional)},)" if self.positional else "()"
+        if self.star is not None:
+            args = f"{args} + {self.star}" if self.positional else self.star
+        entries = [f"{k!r}: {k}" for k in self.keywords]
+        if self.double_star is not None:
+            entries.append(f"**{self.double_star}")
+        kwargs = "{" + ", ".join(entries) + "}"
+        return Signature(
+            ", ".join(self.params), ", ".join(self.call), args, kwargs, frozenset(self.names), self.defaults
+        )
+
+
+_ADD: dict[Any, Callable[[_Pieces, str, str], None]] = {
+    _P.POSITIONAL_ONLY: _Pieces._positional_only,
+    _P.POSITIONAL_OR_KEYWORD: _Pieces._positional,
+    _P.VAR_POSITIONAL: _Pieces._var_positional,
+    _P.KEYWORD_ONLY: _Pieces._keyword_only,
+    _P.VAR_KEYWORD: _Pieces._var_keyword,
+}
 
 
 def _template_names(template: str) -> frozenset[str]:
