@@ -76,39 +76,32 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h|d|w)")
 _DURATION_HINT = 'a duration such as "250ms", "10s", "15m", "1h", "30d" or a number of seconds'
 
 
+_DURATION_TEXT = re.compile(r"(?:\d+(?:\.\d+)?\s*(?:us|µs|ms|s|m|h|d|w)\s*)+")
+
+
 def parse_duration(value: object) -> float:
     """Seconds from ``"250ms"``, ``"10s"``, ``"15m"``, ``"1h"``, ``"30d"``, ``"1h30m"`` or a number.
 
     Raises:
         ValueError: with a message saying what is accepted.
     """
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"expected {_DURATION_HINT}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip().lower()
-        if text.startswith("-"):
-            raise ValueError("a duration cannot be negative")
-        pos, seconds, matched = 0, 0.0, False
-        while pos < len(text):
-            m = _DURATION_PART.match(text, pos)
-            if m is None:
-                raise ValueError(f"expected {_DURATION_HINT}")
-            seconds += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-            pos = m.end()
-            while pos < len(text) and text[pos] == " ":
-                pos += 1
-            matched = True
-        if not matched:
-            raise ValueError(f"expected {_DURATION_HINT}")
-    else:
-        raise ValueError(f"expected {_DURATION_HINT}")
+    seconds = float(value) if not isinstance(value, str) else _duration_text(value.strip().lower())
     if math.isnan(seconds) or math.isinf(seconds):
         raise ValueError(f"expected a finite duration, {_DURATION_HINT}")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
+
+
+def _duration_text(text: str) -> float:
+    if text.startswith("-"):
+        raise ValueError("a duration cannot be negative")
+    # The whole text must be unit-carrying parts; then each part adds its seconds.
+    if _DURATION_TEXT.fullmatch(text) is None:
+        raise ValueError(f"expected {_DURATION_HINT}")
+    return sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
 
 
 _SIZE_UNITS = {
@@ -362,36 +355,34 @@ class Table(Field):
         if not isinstance(value, dict):
             problems.add(path, "expected a table", value)
             return _UNSET
+        before = len(problems.items)
+        out = self._given(value, path, problems)
+        self._defaults(out, path, problems)
+        if len(problems.items) == before and self.check is not None:
+            self.check(out, path, problems)
+        return out if len(problems.items) == before else _UNSET
+
+    def _given(self, value: dict[str, Any], path: str, problems: Problems) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        ok = True
         for key, raw in value.items():
-            sub = _join(path, key)
             spec = self.fields.get(key)
             if spec is None:
-                problems.add(
-                    sub, f"unknown key; allowed: {', '.join(sorted(self.fields))}{_suggest(key, self.fields)}"
-                )
-                ok = False
+                allowed = ", ".join(sorted(self.fields))
+                problems.add(_join(path, key), f"unknown key; allowed: {allowed}{_suggest(key, self.fields)}")
                 continue
-            parsed = spec.parse(raw, sub, problems)
-            if parsed is _UNSET:
-                ok = False
-            out[key] = parsed
+            out[key] = spec.parse(raw, _join(path, key), problems)
+        return out
+
+    def _defaults(self, out: dict[str, Any], path: str, problems: Problems) -> None:
         for key, spec in self.fields.items():
             if key in out:
                 continue
             if spec.required:
                 problems.add(_join(path, key), "is required")
-                ok = False
-            elif spec.default is not _UNSET:
-                out[key] = spec.default() if callable(spec.default) else spec.default
-            else:
+            elif spec.default is _UNSET:
                 out[key] = None
-        if ok and self.check is not None:
-            before = len(problems.items)
-            self.check(out, path, problems)
-            ok = len(problems.items) == before
-        return out if ok else _UNSET
+            else:
+                out[key] = spec.default() if callable(spec.default) else spec.default
 
 
 @dataclass

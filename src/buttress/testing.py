@@ -53,6 +53,12 @@ class _Step:
     result: Any = None
     has_result: bool = False
 
+    def settle(self) -> bool:
+        """After the delay: raise the injected error, or say whether a canned result replaces the call."""
+        if self.error is not None:
+            raise self.error
+        return self.has_result
+
 
 @dataclass
 class Faults:
@@ -118,33 +124,34 @@ class Faults:
     def wrap(self, fn: Callable[P, T]) -> Callable[P, T]:
         """A sync or async wrapper (matching ``fn``) that applies the schedule to each call."""
         if inspect.iscoroutinefunction(fn):
-            afn = cast(Callable[P, Awaitable[Any]], fn)
+            return cast(Callable[P, T], self._wrap_async(cast(Callable[P, Awaitable[Any]], fn)))
+        return self._wrap_sync(fn)
 
-            @functools.wraps(fn)
-            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                step = self._next()
-                if step is not None:
-                    if step.delay:
-                        await self.clock.asleep(step.delay)
-                    if step.error is not None:
-                        raise step.error
-                    if step.has_result:
-                        return step.result
-                return await afn(*args, **kwargs)
-
-            return cast(Callable[P, T], async_wrapper)
-
+    def _wrap_sync(self, fn: Callable[P, T]) -> Callable[P, T]:
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
             step = self._next()
-            if step is not None:
-                if step.delay:
-                    self.clock.sleep(step.delay)
-                if step.error is not None:
-                    raise step.error
-                if step.has_result:
-                    return cast(T, step.result)
+            if step is None:
+                return fn(*args, **kwargs)
+            if step.delay:
+                self.clock.sleep(step.delay)
+            if step.settle():
+                return cast(T, step.result)
             return fn(*args, **kwargs)
+
+        return wrapper
+
+    def _wrap_async(self, fn: Callable[P, Awaitable[Any]]) -> Callable[P, Awaitable[Any]]:
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            step = self._next()
+            if step is None:
+                return await fn(*args, **kwargs)
+            if step.delay:
+                await self.clock.asleep(step.delay)
+            if step.settle():
+                return step.result
+            return await fn(*args, **kwargs)
 
         return wrapper
 

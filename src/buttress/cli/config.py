@@ -57,26 +57,32 @@ def _problem_text(problem: Any) -> str:
 
 
 def _summarise(node: Tree, value: Any, depth: int = 0) -> None:
-    """A compact tree: tables expand, lists show their length, scalars their value."""
+    """A compact tree: tables expand, lists of tables list their items, scalars show their value."""
     if isinstance(value, dict):
         for key, sub in value.items():
-            if sub is None or sub == [] or sub == {}:
-                continue
-            if isinstance(sub, dict) and depth < 3:
-                _summarise(node.add(str(key)), sub, depth + 1)
-            elif isinstance(sub, list) and sub and isinstance(sub[0], dict):
-                child = node.add(f"{key}: {len(sub)} item(s)")
-                for item in sub:
-                    label = item.get("name", "") if isinstance(item, dict) else ""
-                    _summarise(child.add(str(label) or "-"), item, depth + 1)
-            else:
-                node.add(f"{key} = {_fmt(sub)}")
+            if sub not in (None, [], {}):
+                _summarise_entry(node, str(key), sub, depth)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            label = item.get("name", str(i)) if isinstance(item, dict) else str(i)
-            _summarise(node.add(str(label)), item, depth + 1)
+            _summarise(node.add(_label(item, str(i))), item, depth + 1)
     else:
         node.add(_fmt(value))
+
+
+def _summarise_entry(node: Tree, key: str, sub: Any, depth: int) -> None:
+    if isinstance(sub, dict) and depth < 3:
+        _summarise(node.add(key), sub, depth + 1)
+    elif isinstance(sub, list) and isinstance(sub[0], dict):
+        child = node.add(f"{key}: {len(sub)} item(s)")
+        for item in sub:
+            _summarise(child.add(_label(item, "-")), item, depth + 1)
+    else:
+        node.add(f"{key} = {_fmt(sub)}")
+
+
+def _label(item: Any, fallback: str) -> str:
+    name = item.get("name") if isinstance(item, dict) else None
+    return str(name) if name else fallback
 
 
 def _fmt(value: Any) -> str:

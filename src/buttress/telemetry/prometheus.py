@@ -143,24 +143,31 @@ class ButtressCollector:
         for family in self.registry.families():
             children = list(family.children)  # a snapshot: parts may add series while we read
             if family.kind == "counter":
-                metric = Metric(family.name, family.help, "counter")
-                for child in children:
-                    if isinstance(child, Counter):
-                        metric.add_sample(family.name + "_total", child.labels, float(child.value))
-                yield metric
+                yield self._counter(Metric(family.name, family.help, "counter"), family.name, children)
             elif family.kind == "gauge":
-                metric = Metric(family.name, family.help, "gauge")
-                for child in children:
-                    if isinstance(child, Gauge):
-                        try:
-                            value = float(child.read())
-                        except Exception:
-                            # One broken gauge function must not take the whole scrape down.
-                            continue
-                        metric.add_sample(family.name, child.labels, value)
-                yield metric
+                yield self._gauge(Metric(family.name, family.help, "gauge"), family.name, children)
             else:
                 yield from self._latency(Metric, family.name, family.help, family.unit, children)
+
+    @staticmethod
+    def _counter(metric: Metric, name: str, children: Sequence[object]) -> Metric:
+        for child in children:
+            if isinstance(child, Counter):
+                metric.add_sample(name + "_total", child.labels, float(child.value))
+        return metric
+
+    @staticmethod
+    def _gauge(metric: Metric, name: str, children: Sequence[object]) -> Metric:
+        for child in children:
+            if not isinstance(child, Gauge):
+                continue
+            try:
+                value = float(child.read())
+            except Exception:
+                # One broken gauge function must not take the whole scrape down.
+                continue
+            metric.add_sample(name, child.labels, value)
+        return metric
 
     def _latency(
         self, metric_type: type[Metric], name: str, help: str, unit: str, children: Sequence[object]

@@ -888,24 +888,8 @@ class Sketch:
             _check_params(accuracy, min_value, max_buckets)
         except ValueError as exc:
             raise ValueError(f"corrupt sketch: {exc}") from None
-        p = _params(accuracy, min_value)
-        if len(counts) > max_buckets:
-            raise ValueError(f"corrupt sketch: {len(counts)} buckets exceed max_buckets {max_buckets}")
-        if counts and not p.min_key <= offset <= p.max_key - len(counts) + 1:
-            raise ValueError(
-                f"corrupt sketch: bucket keys {offset}..{offset + len(counts) - 1} are out of range"
-            )
-        for i, c in enumerate(counts):
-            if not 0 <= c < _LIMITS[-1]:
-                raise ValueError(f"corrupt sketch: impossible count {c} in bucket {offset + i}")
-        if zero < 0:
-            raise ValueError(f"corrupt sketch: negative zero count {zero}")
-        n = zero + sum(counts)
-        if n == 0:
-            if not (lo == math.inf and hi == -math.inf and total == 0.0):
-                raise ValueError("corrupt sketch: an empty sketch must have no min, max or sum")
-        elif not (0.0 <= lo <= hi < math.inf and 0.0 <= total < math.inf):
-            raise ValueError(f"corrupt sketch: impossible min {lo!r}, max {hi!r} or sum {total!r}")
+        _check_buckets(_params(accuracy, min_value), max_buckets, offset, counts, zero)
+        _check_summary(zero + sum(counts), total, lo, hi)
         sketch = cls(accuracy, min_value=min_value, max_buckets=max_buckets)
         if counts:
             sketch._store(counts, offset)
@@ -933,3 +917,25 @@ class Sketch:
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable
+
+
+def _check_buckets(p: _Params, max_buckets: int, offset: int, counts: list[int], zero: int) -> None:
+    """Raise ``ValueError`` unless decoded bucket data could have come from a real sketch."""
+    if len(counts) > max_buckets:
+        raise ValueError(f"corrupt sketch: {len(counts)} buckets exceed max_buckets {max_buckets}")
+    if counts and not p.min_key <= offset <= p.max_key - len(counts) + 1:
+        raise ValueError(f"corrupt sketch: bucket keys {offset}..{offset + len(counts) - 1} are out of range")
+    for i, c in enumerate(counts):
+        if not 0 <= c < _LIMITS[-1]:
+            raise ValueError(f"corrupt sketch: impossible count {c} in bucket {offset + i}")
+    if zero < 0:
+        raise ValueError(f"corrupt sketch: negative zero count {zero}")
+
+
+def _check_summary(n: int, total: float, lo: float, hi: float) -> None:
+    """Raise ``ValueError`` unless min, max and sum fit a sketch holding ``n`` values."""
+    if n == 0:
+        if not (lo == math.inf and hi == -math.inf and total == 0.0):
+            raise ValueError("corrupt sketch: an empty sketch must have no min, max or sum")
+    elif not (0.0 <= lo <= hi < math.inf and 0.0 <= total < math.inf):
+        raise ValueError(f"corrupt sketch: impossible min {lo!r}, max {hi!r} or sum {total!r}")
