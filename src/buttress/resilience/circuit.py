@@ -162,33 +162,59 @@ class BreakerMetrics:
     slow_call_rate: float
 
 
+_WINDOW = "CircuitBreaker.window"
+
+
 def _parse_window(value: int | str) -> tuple[str, int]:
     """``50`` / ``"count:50"`` -> ("count", 50); ``"time:60s"`` / ``"time:60"`` -> ("time", 60)."""
-    where = "CircuitBreaker.window"
     if isinstance(value, int) and not isinstance(value, bool):
         return ("count", check_positive_int("CircuitBreaker", "window", value))
     if isinstance(value, str):
         kind, sep, size = value.partition(":")
-        kind = kind.strip().lower()
-        if sep and kind == "count" and size.strip().isdigit():
-            return ("count", check_positive_int("CircuitBreaker", "window", int(size)))
-        if sep and kind == "time":
-            try:
-                seconds = parse_duration(size.strip() if not size.strip().isdigit() else float(size))
-            except ValueError:
-                seconds = -1.0
-            if seconds >= 1 and seconds == int(seconds):
-                return ("time", int(seconds))
-            raise ConfigError(
-                [
-                    ConfigProblem(
-                        where, 'a time window must be a whole number of seconds >= 1, e.g. "time:60s"', value
-                    )
-                ]
-            )
+        parse = _WINDOW_KINDS.get(kind.strip().lower()) if sep else None
+        if parse is not None:
+            return parse(value, size.strip())
+    raise _window_error(value)
+
+
+def _count_window(value: str, size: str) -> tuple[str, int]:
+    if not size.isdigit():
+        raise _window_error(value)
+    return ("count", check_positive_int("CircuitBreaker", "window", int(size)))
+
+
+def _time_window(value: str, size: str) -> tuple[str, int]:
+    try:
+        # Bare digits are seconds; anything else is a duration with units ("90s", "2m").
+        seconds = parse_duration(float(size) if size.isdigit() else size)
+    except ValueError:
+        seconds = -1.0
+    if seconds >= 1 and seconds == int(seconds):
+        return ("time", int(seconds))
     raise ConfigError(
-        [ConfigProblem(where, 'must be a positive count (50), "count:50" or a time window "time:60s"', value)]
+        [
+            ConfigProblem(
+                _WINDOW, 'a time window must be a whole number of seconds >= 1, e.g. "time:60s"', value
+            )
+        ]
     )
+
+
+def _window_error(value: object) -> ConfigError:
+    return ConfigError(
+        [
+            ConfigProblem(
+                _WINDOW, 'must be a positive count (50), "count:50" or a time window "time:60s"', value
+            )
+        ]
+    )
+
+
+# The window kinds a string may name before its colon, and how each reads the size after it.
+_WINDOW_KINDS: dict[str, Callable[[str, str], tuple[str, int]]] = {
+    "count": _count_window,
+    "time": _time_window,
+}
 
 
 class CircuitBreaker(Policy):
@@ -569,25 +595,35 @@ class CircuitBreaker(Policy):
         if episode < 0:
             return  # disabled: nothing is recorded
         self._count(outcome)
-        event = None
         with self._lock:
-            if episode != self._episode:
-                return  # admitted before a transition: its outcome belongs to a window that is gone
-            state = self._state
-            if state == HALF_OPEN:
-                window = self._window
-                if outcome == _IGNORED:
-                    self._permits += 1  # an ignored trial does not count; let another caller try
-                    return
-                assert isinstance(window, CountWindow)
-                calls = window.record(outcome)
-                if calls >= self._half_open_calls:
-                    event = self._move(OPEN if self._judge(calls, self._half_open_calls) else CLOSED)
-            elif outcome != _IGNORED and state in (CLOSED, METRICS_ONLY):
-                calls = self._put(outcome)
-                if state == CLOSED and self._judge(calls, self._minimum_calls):
-                    event = self._move(OPEN)
+            event = self._settle(episode, outcome)
         self._publish(event)
+
+    def _settle(self, episode: int, outcome: int) -> StateTransition | None:
+        """Put ``outcome`` in the window and judge it; returns the transition that causes, if any."""
+        if episode != self._episode:
+            return None  # admitted before a transition: its outcome belongs to a window that is gone
+        state = self._state
+        if state == HALF_OPEN:
+            return self._settle_trial(outcome)
+        if outcome == _IGNORED or state not in (CLOSED, METRICS_ONLY):
+            return None
+        calls = self._put(outcome)
+        if state == CLOSED and self._judge(calls, self._minimum_calls):
+            return self._move(OPEN)
+        return None
+
+    def _settle_trial(self, outcome: int) -> StateTransition | None:
+        """Count one half-open trial; the last one decides between closing and re-opening."""
+        if outcome == _IGNORED:
+            self._permits += 1  # an ignored trial does not count; let another caller try
+            return None
+        window = self._window
+        assert isinstance(window, CountWindow)
+        calls = window.record(outcome)
+        if calls < self._half_open_calls:
+            return None
+        return self._move(OPEN if self._judge(calls, self._half_open_calls) else CLOSED)
 
     def _put(self, outcome: int, seq: int = -1) -> int:
         window = self._window
