@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced-dev
 
-.PHONY: test demo lint typecheck pytest venv bench-venv clean lock
+.PHONY: test demo lint typecheck pytest quality venv bench-venv clean lock
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,16 @@ $(BROWSER_STAMP): $(BROWSER_DIR)/package-lock.json
 		cd $(BROWSER_DIR) && npm ci --no-audit --no-fund --loglevel=error; \
 	else echo "npm not found: the browser test will be skipped (or fail under BUTTRESS_REQUIRE_SERVICES=1)"; fi
 
+# The suite runs under coverage so that `make quality` can judge coverage without a second run.
 pytest: $(STAMP) $(BROWSER_STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/coverage run --branch --source=src/buttress -m pytest $(PYTEST_ARGS)
+
+# buttress's own quality gate ([tool.buttress.quality] in pyproject.toml) on the coverage of the last
+# `make pytest`; new code is what changed since the commit named in .ci/quality-base.
+QUALITY_BASE ?= $(shell cat .ci/quality-base 2>/dev/null)
+QUALITY_PROFILE ?= project-ci
+quality: $(STAMP)
+	$(BIN)/buttress quality check src --profile $(QUALITY_PROFILE) $(if $(QUALITY_BASE),--base $(QUALITY_BASE))
 
 test: lint typecheck pytest
 
