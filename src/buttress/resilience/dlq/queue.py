@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextvars
-import inspect
 import os
 import socket
 import uuid
@@ -47,6 +46,7 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import StoreError
 from buttress.resilience._forward import build
 from buttress.resilience._util import check_callable, check_exception_types, check_name, is_async_callable
+from buttress.resilience.dlq._replay import REPLAYING, ProgressFn, Replay
 from buttress.resilience.dlq.base import (
     DeadLetter,
     ReplayReport,
@@ -55,7 +55,6 @@ from buttress.resilience.dlq.base import (
     error_fields,
     redact,
 )
-from buttress.resilience.errors import CircuitOpenError, RateLimitedError
 from buttress.resilience.policy import Policy
 from buttress.telemetry.registry import REGISTRY, Registry
 
@@ -65,11 +64,6 @@ __all__ = ["CORRELATION_ID", "DeadLetterQueue", "current_letter"]
 CORRELATION_ID: Final[contextvars.ContextVar[str | None]] = contextvars.ContextVar(
     "buttress_correlation_id", default=None
 )
-_REPLAYING: Final[contextvars.ContextVar[DeadLetter | None]] = contextvars.ContextVar(
-    "buttress_dlq_replaying", default=None
-)
-
-ProgressFn = Callable[[int, int, DeadLetter], None]
 
 
 def current_letter() -> DeadLetter | None:
@@ -77,7 +71,7 @@ def current_letter() -> DeadLetter | None:
 
     A handler uses ``current_letter().idempotency_key`` to recognise work it already did.
     """
-    return _REPLAYING.get()
+    return REPLAYING.get()
 
 
 def _default_payload(*args: Any, **kwargs: Any) -> Any:
@@ -281,7 +275,7 @@ class DeadLetterQueue(Policy):
     def _wrap(self, fn: Callable[..., Any], asynchronous: bool) -> Callable[..., Any]:
         namespace = {
             "fn": fn,
-            "replaying": _REPLAYING,
+            "replaying": REPLAYING,
             "wants": self._wants,
             "save": self._asave if asynchronous else self._save,
         }
@@ -300,12 +294,6 @@ class DeadLetterQueue(Policy):
     @staticmethod
     def _consumer() -> str:
         return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-    @staticmethod
-    def _invoke(runner: Callable[..., Any], letter: DeadLetter) -> Any:
-        if letter.kind == "call" and isinstance(letter.payload, dict):
-            return runner(*letter.payload.get("args", ()), **letter.payload.get("kwargs", {}))
-        return runner(letter.payload)
 
     def _total(self, older_than: float | None, limit: int | None) -> int:
         total = len(self.store.list(policy=self.policy, older_than=older_than, limit=limit))
@@ -342,40 +330,9 @@ class DeadLetterQueue(Policy):
                 "replay() takes a sync handler; use `await queue.areplay(handler, ...)` for async ones."
             )
         runner = pipeline.wrap_sync(handler) if pipeline is not None else handler
-        total = self._total(older_than, limit)
-        consumer = self._consumer()
-        upto = self.store.mark(self.policy)
-        replayed = failed = done = 0
-        stopped: str | None = None
-        while stopped is None and (limit is None or done < limit):
-            size = batch if limit is None else min(batch, limit - done)
-            letters = self.store.claim(
-                consumer, policy=self.policy, older_than=older_than, upto=upto, limit=size, lease=lease
-            )
-            if not letters:
-                break
-            for index, letter in enumerate(letters):
-                token = _REPLAYING.set(letter)
-                try:
-                    self._invoke(runner, letter)
-                except (CircuitOpenError, RateLimitedError) as exc:
-                    stopped = str(exc)
-                    for rest in letters[index:]:
-                        self.store.release(rest, consumer)
-                    break
-                except Exception as exc:
-                    self._failed(letter, consumer, exc)
-                    failed += 1
-                else:
-                    self.store.ack(letter, consumer)
-                    self._counters["replayed"].value += 1
-                    replayed += 1
-                finally:
-                    _REPLAYING.reset(token)
-                done += 1
-                if on_progress is not None:
-                    on_progress(done, total, letter)
-        return ReplayReport(replayed, failed, self.store.count(self.policy), stopped)
+        return Replay(
+            self, older_than=older_than, limit=limit, lease=lease, batch=batch, on_progress=on_progress
+        ).run(runner)
 
     def _failed(self, letter: DeadLetter, consumer: str, error: BaseException) -> None:
         error_type, message = error_fields(error)
@@ -400,50 +357,9 @@ class DeadLetterQueue(Policy):
         if not is_async_callable(handler):
             raise TypeError("areplay() takes an async handler; use queue.replay(handler, ...) for sync ones.")
         runner = pipeline.wrap_async(handler) if pipeline is not None else handler
-        store = self.store
-        total = await asyncio.to_thread(self._total, older_than, limit)
-        consumer = self._consumer()
-        upto = await asyncio.to_thread(store.mark, self.policy)
-        replayed = failed = done = 0
-        stopped: str | None = None
-        while stopped is None and (limit is None or done < limit):
-            size = batch if limit is None else min(batch, limit - done)
-            letters = await asyncio.to_thread(
-                store.claim,
-                consumer,
-                policy=self.policy,
-                older_than=older_than,
-                upto=upto,
-                limit=size,
-                lease=lease,
-            )
-            if not letters:
-                break
-            for index, letter in enumerate(letters):
-                token = _REPLAYING.set(letter)
-                try:
-                    result = self._invoke(runner, letter)
-                    if inspect.isawaitable(result):
-                        await result
-                except (CircuitOpenError, RateLimitedError) as exc:
-                    stopped = str(exc)
-                    for rest in letters[index:]:
-                        await asyncio.to_thread(store.release, rest, consumer)
-                    break
-                except Exception as exc:
-                    await asyncio.to_thread(self._failed, letter, consumer, exc)
-                    failed += 1
-                else:
-                    await asyncio.to_thread(store.ack, letter, consumer)
-                    self._counters["replayed"].value += 1
-                    replayed += 1
-                finally:
-                    _REPLAYING.reset(token)
-                done += 1
-                if on_progress is not None:
-                    on_progress(done, total, letter)
-        remaining = await asyncio.to_thread(store.count, self.policy)
-        return ReplayReport(replayed, failed, remaining, stopped)
+        return await Replay(
+            self, older_than=older_than, limit=limit, lease=lease, batch=batch, on_progress=on_progress
+        ).arun(runner)
 
 
 # During a replay the handler's failures are the replay's business, not new dead letters.
