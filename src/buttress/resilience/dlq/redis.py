@@ -116,6 +116,40 @@ def _sid(value: str) -> tuple[int, int]:
     return (int(ms), int(seq or 0))
 
 
+def _bound(upto: Any, policy: str, cutoff: str | None) -> str | None:
+    """The last stream id a replay may claim from ``policy``: its mark, or the age cutoff when earlier."""
+    bound = upto if isinstance(upto, str) else upto.get(policy) if isinstance(upto, dict) else None
+    if cutoff is not None and (bound is None or _sid(cutoff) < _sid(bound)):
+        return cutoff
+    return bound
+
+
+class _Claimed:
+    """Entries claimed from one stream, split at the replay's bound.
+
+    Entries up to the bound become letters for this replay; those past it (added after the replay
+    started, or too young) are collected to be handed back.
+    """
+
+    __slots__ = ("beyond", "bound", "got", "letter")
+
+    def __init__(self, bound: str | None, letter: Callable[[str, dict[str, str]], DeadLetter]) -> None:
+        self.bound = None if bound is None else _sid(bound)
+        self.letter = letter
+        self.got: list[DeadLetter] = []
+        self.beyond: list[str] = []
+
+    def keep(self, entries: list[Any]) -> None:
+        """Sort ``(id, fields)`` pairs from a claim or a read into :attr:`got` and :attr:`beyond`."""
+        for sid, fields in entries:
+            if fields is None:
+                continue  # deleted while pending
+            if self.bound is not None and _sid(sid) > self.bound:
+                self.beyond.append(sid)
+            else:
+                self.got.append(self.letter(sid, fields))
+
+
 class RedisStore(Store):
     """Dead letters in Redis Streams (see the module docstring).
 
@@ -325,11 +359,7 @@ class RedisStore(Store):
         for name in self._all_policies(policy):
             if len(out) >= limit:
                 break
-            bound = (
-                upto if isinstance(upto, str) else (upto or {}).get(name) if isinstance(upto, dict) else None
-            )
-            if cutoff is not None and (bound is None or _sid(cutoff) < _sid(bound)):
-                bound = cutoff
+            bound = _bound(upto, name, cutoff)
             out += self._claim_stream(name, consumer, bound, limit - len(out), int(lease * 1000))
         return out
 
@@ -337,41 +367,43 @@ class RedisStore(Store):
         self, policy: str, consumer: str, bound: str | None, limit: int, lease_ms: int
     ) -> builtins.list[DeadLetter]:
         stream = self._stream(policy)
-        client = self._redis
-        got: builtins.list[DeadLetter] = []
-        beyond: builtins.list[str] = []
+        claimed = _Claimed(bound, self._letter)
+        self._claim_expired(stream, consumer, lease_ms, limit, claimed)
+        if len(claimed.got) < limit:
+            claimed.keep(self._read_new(stream, consumer, limit - len(claimed.got)))
+        for sid in claimed.beyond:  # past the replay's mark: hand back, claimable at once by the next replay
+            self._run(self._release, keys=[stream], args=[sid, consumer, RELEASED, _LONG_IDLE])
+        return sorted(claimed.got, key=lambda item: _sid(item.extra["stream_id"]))
 
-        def keep(entries: builtins.list[Any]) -> None:
-            for sid, fields in entries:
-                if fields is None:
-                    continue  # deleted while pending
-                if bound is not None and _sid(sid) > _sid(bound):
-                    beyond.append(sid)
-                else:
-                    got.append(self._letter(sid, fields))
-
+    def _claim_expired(
+        self, stream: str, consumer: str, lease_ms: int, limit: int, claimed: _Claimed
+    ) -> None:
+        """Take over entries whose lease ran out, page by page, until ``limit`` or the end of the stream."""
         start = "0-0"
-        while len(got) < limit:
+        while len(claimed.got) < limit:
             reply = self._run(
-                client.xautoclaim, stream, GROUP, consumer, lease_ms, start, count=limit - len(got)
+                self._redis.xautoclaim,
+                stream,
+                GROUP,
+                consumer,
+                lease_ms,
+                start,
+                count=limit - len(claimed.got),
             )
-            keep(reply[1])
+            claimed.keep(reply[1])
             start = reply[0]
             if start == "0-0":
                 break
-        if len(got) < limit:
-            try:
-                reply = self._run(client.xreadgroup, GROUP, consumer, {stream: ">"}, count=limit - len(got))
-            except StoreError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                reply = []  # no item was ever stored under this policy
-            for _, entries in reply:
-                keep(entries)
-        for sid in beyond:  # past the replay's mark: hand back, claimable at once by the next replay
-            self._run(self._release, keys=[stream], args=[sid, consumer, RELEASED, _LONG_IDLE])
-        got.sort(key=lambda item: _sid(item.extra["stream_id"]))
-        return got
+
+    def _read_new(self, stream: str, consumer: str, count: int) -> builtins.list[Any]:
+        """Up to ``count`` entries never delivered to any consumer, as ``(id, fields)`` pairs."""
+        try:
+            reply = self._run(self._redis.xreadgroup, GROUP, consumer, {stream: ">"}, count=count)
+        except StoreError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            return []  # no item was ever stored under this policy
+        return [entry for _, entries in reply for entry in entries]
 
     def ack(self, letter: DeadLetter, consumer: str) -> bool:
         """Delete ``letter`` if ``consumer`` still holds it."""
