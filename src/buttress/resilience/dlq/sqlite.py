@@ -54,6 +54,7 @@ CREATE TABLE dead_letters (
 CREATE INDEX dead_letters_policy ON dead_letters (policy, seq);
 CREATE INDEX dead_letters_created ON dead_letters (created);
 """
+_SCHEMA_STATEMENTS: Final = tuple(statement for statement in _SCHEMA.split(";") if statement.strip())
 
 _COLUMNS: Final = (
     "id, policy, kind, payload, error_type, error_message, attempts, first_failure, last_failure, "
@@ -108,40 +109,49 @@ class SQLiteStore(Store):
         app_id = db.execute("PRAGMA application_id").fetchone()[0]
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if tables or app_id:
-            if app_id != APPLICATION_ID or "dead_letters" not in tables:
-                raise StoreError(
-                    f"{self.path} is a SQLite file of another program (application id {app_id:#x}, "
-                    f"tables {sorted(tables)}), not a buttress dead-letter store; it was left untouched."
-                )
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version != SCHEMA_VERSION:
-                raise StoreError(
-                    f"Dead-letter store {self.url} has schema version {version}; this buttress reads version "
-                    f"{SCHEMA_VERSION}. Use the buttress version that wrote it."
-                )
-            check = db.execute("PRAGMA quick_check").fetchall()
-            if check != [("ok",)]:
-                problems = "; ".join(str(r[0]) for r in check[:3])
-                raise StoreError(f"Dead-letter store {self.url} failed its integrity check: {problems}.")
+            self._check_existing(app_id, tables)
         mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"Dead-letter store {self.url} could not switch to WAL mode (got {mode!r}).")
         db.execute("PRAGMA synchronous = FULL")
         if not tables:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                # Another process may have created it between our look and the lock.
-                if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'dead_letters'").fetchone():
-                    # One statement at a time: executescript() would commit our transaction first.
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            self._create()
+
+    def _check_existing(self, app_id: int, tables: set[str]) -> None:
+        """Refuse a file that is another program's, of another schema version, or damaged."""
+        db = self._db
+        if app_id != APPLICATION_ID or "dead_letters" not in tables:
+            raise StoreError(
+                f"{self.path} is a SQLite file of another program (application id {app_id:#x}, "
+                f"tables {sorted(tables)}), not a buttress dead-letter store; it was left untouched."
+            )
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"Dead-letter store {self.url} has schema version {version}; this buttress reads version "
+                f"{SCHEMA_VERSION}. Use the buttress version that wrote it."
+            )
+        check = db.execute("PRAGMA quick_check").fetchall()
+        if check != [("ok",)]:
+            problems = "; ".join(str(r[0]) for r in check[:3])
+            raise StoreError(f"Dead-letter store {self.url} failed its integrity check: {problems}.")
+
+    def _create(self) -> None:
+        """Create the schema in an empty file, once, even when several processes open it together."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have created it between our look and the lock.
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'dead_letters'").fetchone():
+                # One statement at a time: executescript() would commit our transaction first.
+                for statement in _SCHEMA_STATEMENTS:
+                    db.execute(statement)
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     # -- plumbing ------------------------------------------------------------------------------------
 
