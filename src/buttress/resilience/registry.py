@@ -23,6 +23,7 @@ built policy (tests).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,59 +87,20 @@ def build(name: str, entry: dict[str, Any]) -> NamedPipeline:
         name: the entry's name; labels every policy's metrics.
         entry: the checked entry (as :data:`buttress.resilience.schema.POLICY` returns it).
     """
-    by_kind: dict[str, Policy] = {}
-    if entry.get("timeout"):
-        t = entry["timeout"]
-        by_kind["timeout"] = Timeout(t["duration"], name=name, sync=t["sync"])
-    if entry.get("retry"):
-        r = entry["retry"]
-        budget = throttle = None
-        if r["budget"] is not None:
-            from buttress.resilience.budget import RetryBudget
+    by_kind = {kind: make(name, entry[kind]) for kind, make in _BUILDERS.items() if entry.get(kind)}
+    policies = _in_order(name, by_kind, entry.get("order") or [])
+    store = entry.get("dead_letter")
+    if store:
+        from buttress.resilience.dlq import DeadLetterQueue, open_store
 
-            budget = RetryBudget(r["budget"], burst=r["budget_burst"])
-        if r["throttle_k"] is not None:
-            from buttress.resilience.budget import AdaptiveThrottle
+        policies.insert(0, DeadLetterQueue(open_store(store), policy=name))
+    h = entry.get("http")
+    http = HttpTimeouts(connect=h["connect"], read=h["read"], write=h["write"], pool=h["pool"]) if h else None
+    return NamedPipeline(*policies, name=name, http=http, settings=entry)
 
-            throttle = AdaptiveThrottle(r["throttle_k"])
-        by_kind["retry"] = Retry(
-            name,
-            attempts=r["attempts"],
-            backoff=r["backoff"],
-            base=r["base"],
-            factor=r["factor"],
-            max_delay=r["max"],
-            jitter=r["jitter"],
-            max_time=r["max_time"],
-            budget=budget,
-            throttle=throttle,
-        )
-    if entry.get("breaker"):
-        b = entry["breaker"]
-        wait: Any = b["wait_open"]
-        if b["wait_open_factor"] > 1 or b["wait_open_max"] is not None:
-            wait = exponential_wait(b["wait_open"], b["wait_open_factor"], b["wait_open_max"])
-        by_kind["breaker"] = CircuitBreaker(
-            name,
-            window=b["window"],
-            failure_rate=b["failure_rate"],
-            slow_call_rate=b["slow_call_rate"],
-            slow_call_duration=b["slow_call_duration"],
-            minimum_calls=b["minimum_calls"],
-            wait_open=wait,
-            half_open_calls=b["half_open_calls"],
-            max_wait_half_open=b["max_wait_half_open"],
-            automatic_half_open=b["automatic_half_open"],
-        )
-    if entry.get("rate_limit"):
-        rl = entry["rate_limit"]
-        by_kind["rate_limit"] = RateLimiter(
-            name, rate=rl["rate"], period=rl["period"], burst=rl["burst"], max_wait=rl["max_wait"]
-        )
-    if entry.get("bulkhead"):
-        bh = entry["bulkhead"]
-        by_kind["bulkhead"] = Bulkhead(name, max_concurrent=bh["max_concurrent"], max_wait=bh["max_wait"])
-    order = entry.get("order") or []
+
+def _in_order(name: str, by_kind: dict[str, Policy], order: list[str]) -> list[Policy]:
+    """The configured policies in ``order``, outermost first; every one of them must be named there."""
     missing = [kind for kind in by_kind if kind not in order]
     if missing:
         raise ConfigError(
@@ -150,17 +112,72 @@ def build(name: str, entry: dict[str, Any]) -> NamedPipeline:
                 )
             ]
         )
-    policies: list[Policy] = [by_kind[kind] for kind in order if kind in by_kind]
-    store = entry.get("dead_letter")
-    if store:
-        from buttress.resilience.dlq import DeadLetterQueue, open_store
+    return [by_kind[kind] for kind in order if kind in by_kind]
 
-        policies.insert(0, DeadLetterQueue(open_store(store), policy=name))
-    http = None
-    if entry.get("http"):
-        h = entry["http"]
-        http = HttpTimeouts(connect=h["connect"], read=h["read"], write=h["write"], pool=h["pool"])
-    return NamedPipeline(*policies, name=name, http=http, settings=entry)
+
+def _timeout(name: str, t: dict[str, Any]) -> Policy:
+    return Timeout(t["duration"], name=name, sync=t["sync"])
+
+
+def _retry(name: str, r: dict[str, Any]) -> Policy:
+    budget = throttle = None
+    if r["budget"] is not None:
+        from buttress.resilience.budget import RetryBudget
+
+        budget = RetryBudget(r["budget"], burst=r["budget_burst"])
+    if r["throttle_k"] is not None:
+        from buttress.resilience.budget import AdaptiveThrottle
+
+        throttle = AdaptiveThrottle(r["throttle_k"])
+    return Retry(
+        name,
+        attempts=r["attempts"],
+        backoff=r["backoff"],
+        base=r["base"],
+        factor=r["factor"],
+        max_delay=r["max"],
+        jitter=r["jitter"],
+        max_time=r["max_time"],
+        budget=budget,
+        throttle=throttle,
+    )
+
+
+def _breaker(name: str, b: dict[str, Any]) -> Policy:
+    wait: Any = b["wait_open"]
+    if b["wait_open_factor"] > 1 or b["wait_open_max"] is not None:
+        wait = exponential_wait(b["wait_open"], b["wait_open_factor"], b["wait_open_max"])
+    return CircuitBreaker(
+        name,
+        window=b["window"],
+        failure_rate=b["failure_rate"],
+        slow_call_rate=b["slow_call_rate"],
+        slow_call_duration=b["slow_call_duration"],
+        minimum_calls=b["minimum_calls"],
+        wait_open=wait,
+        half_open_calls=b["half_open_calls"],
+        max_wait_half_open=b["max_wait_half_open"],
+        automatic_half_open=b["automatic_half_open"],
+    )
+
+
+def _rate_limit(name: str, rl: dict[str, Any]) -> Policy:
+    return RateLimiter(name, rate=rl["rate"], period=rl["period"], burst=rl["burst"], max_wait=rl["max_wait"])
+
+
+def _bulkhead(name: str, bh: dict[str, Any]) -> Policy:
+    return Bulkhead(name, max_concurrent=bh["max_concurrent"], max_wait=bh["max_wait"])
+
+
+# Each policy kind an entry may configure, and how its checked table becomes the policy. The order is
+# the one ``order`` lists missing kinds in.
+_BUILDERS: dict[str, Callable[[str, dict[str, Any]], Policy]] = {
+    "timeout": _timeout,
+    "retry": _retry,
+    "breaker": _breaker,
+    "rate_limit": _rate_limit,
+    "bulkhead": _bulkhead,
+}
 
 
 _lock = threading.Lock()
