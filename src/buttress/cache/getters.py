@@ -7,10 +7,16 @@ key checks, tiers, envelopes, latency samples — is behind the ``MISS`` branch.
 only on that branch: an unhashable key makes the store raise ``TypeError``, which is turned into the
 clear :class:`~buttress.cache.keys.CacheKeyError` there.
 
-Variants, chosen when the namespace is built or switches to envelopes:
+Each variant has its own small factory, chosen when the namespace is built or switches to envelopes:
 
-* store-backed (memory, or the L1 of a tiered namespace), bare values or envelopes;
-* Redis-only: every get is timed into the latency sketch (the network dominates the cost).
+======================  ===============================================================================
+``_memory_get``         memory namespace, bare values: the store's answer is the value (sampled timing)
+``_enveloped_get``      store-backed (memory with envelopes, or the L1 of a tiered namespace)
+``_remote_get``         Redis-only; also what a tiered L1 miss falls through to. Every get is timed
+                        into the latency sketch (the network dominates the cost)
+======================  ===============================================================================
+
+The async factories mirror them (``_astore_get``, ``_aremote_get``); they await only the remote tier.
 """
 
 from __future__ import annotations
@@ -27,153 +33,164 @@ __all__ = ["async_get", "sync_get"]
 
 Get = Callable[..., Any]
 AGet = Callable[..., Awaitable[Any]]
+Unwrap = Callable[[Envelope, Any], Any]
+AUnwrap = Callable[[Envelope, Any], Awaitable[Any]]
 
 
 def sync_get(core: CacheCore) -> Get:
-    """The sync ``get(key, default=None)`` for ``core``."""
-    metrics = core.metrics
-    hits, misses = metrics.hits, metrics.misses
-    record = metrics.get_latency.sketch.add
-    now = core.clock.monotonic
-    wall = core.clock.time
-    tags = core.tags
+    """The sync ``get(key, default=None)`` for ``core``: the variant its backend and mode call for."""
+    if core.store is None:
+        return _remote_get(core)
     # Another process may write envelopes (tags) to a shared backend at any time: shared namespaces
     # always check for them; memory namespaces switch when they first write one themselves.
-    enveloped = core.enveloped or core.kind != "memory"
-    remote_get: Get | None = None
-    if core.tiered is not None:
-        remote_get = core.tiered.get_l2
-    elif core.remote is not None:
-        remote_get = core.remote.get
+    if core.enveloped or core.kind != "memory":
+        return _enveloped_get(core)
+    return _memory_get(core)
 
-    def unwrap(v: Any, default: Any) -> Any:
-        if v.fresh_until <= wall() or (v.tags and not tags.valid(v.tags)):
-            misses.value += 1
-            return default
-        hits.value += 1
-        return v.value
 
-    def slow(key: Any, default: Any = None) -> Any:
-        # Not in L1 (or expired there): the store's own get expires it; then the remote tier, timed.
-        core.check_key(key)
-        v = MISS
-        if remote_get is not None:
-            t0 = now()
-            v = remote_get(key if type(key) is str else core.check_key(key))
-            record(now() - t0)
-        if v is MISS:
-            misses.value += 1
-            return default
-        if type(v) is Envelope:
-            return unwrap(v, default)
-        hits.value += 1
-        return v
+def async_get(core: CacheCore) -> AGet:
+    """The async ``get(key, default=None)`` for ``core``: the same logic, awaiting only the remote tier."""
+    if core.store is None:
+        return _aremote_get(core, core.remote.aget)
+    return _astore_get(core)
 
-    store = core.store
-    if store is None:
-        store_get = None
-        return slow
-    store_get = store.get
+
+# -- sync ------------------------------------------------------------------------------------------------
+
+
+def _memory_get(core: CacheCore) -> Get:
+    """A memory namespace storing bare values: a hit is one store call, one test, one increment."""
+    assert core.store is not None
+    store_get = core.store.get
+    hits = core.metrics.hits
+    record = core.metrics.get_latency.sketch.add
+    now = core.clock.monotonic
+    miss = _miss_path(core)
     n = 0
 
     def get(key: Any, default: Any = None) -> Any:
         nonlocal n
         try:
             v = store_get(key)
-        except TypeError:  # unhashable: slow() raises the clear error
-            return slow(key, default)
+        except TypeError:  # unhashable: the miss path raises the clear error
+            return miss(key, default)
         if v is MISS:
-            return slow(key, default)
+            return miss(key, default)
         hits.value += 1
         n += 1
         if n & SAMPLE_MASK:
             return v
+        # One hit in 1024 is timed, by looking the same key up again (see buttress.cache.metrics).
         t0 = now()
         store_get(key)
         record(now() - t0)
         return v
 
-    def get_enveloped(key: Any, default: Any = None) -> Any:
+    return get
+
+
+def _enveloped_get(core: CacheCore) -> Get:
+    """A store-backed namespace whose entries may be envelopes (checked for freshness and tags)."""
+    assert core.store is not None
+    store_get = core.store.get
+    hits = core.metrics.hits
+    miss = _miss_path(core)
+    unwrap = _unwrap(core)
+
+    def get(key: Any, default: Any = None) -> Any:
         try:
             v = store_get(key)
         except TypeError:
-            return slow(key, default)
+            return miss(key, default)
         if v is MISS:
-            return slow(key, default)
+            return miss(key, default)
         if type(v) is Envelope:
             return unwrap(v, default)
         hits.value += 1
         return v
 
-    return get_enveloped if enveloped else get
+    return get
 
 
-def async_get(core: CacheCore) -> AGet:
-    """The async ``get(key, default=None)`` for ``core``: the same logic, awaiting only the remote tier."""
+def _miss_path(core: CacheCore) -> Get:
+    """What runs when the in-process store has nothing: the remote tier if any, else a counted miss."""
+    if core.remote is not None:
+        return _remote_get(core)
+    misses = core.metrics.misses
+    check_key = core.check_key
+
+    def miss(key: Any, default: Any = None) -> Any:
+        check_key(key)  # raises the clear CacheKeyError for an unhashable key
+        misses.value += 1
+        return default
+
+    return miss
+
+
+def _remote_get(core: CacheCore) -> Get:
+    """The shared tier, timed: Redis itself, or a tiered namespace's L2 (its L1 having missed)."""
     metrics = core.metrics
     hits, misses = metrics.hits, metrics.misses
     record = metrics.get_latency.sketch.add
     now = core.clock.monotonic
+    check_key = core.check_key
+    fetch: Get = core.tiered.get_l2 if core.tiered is not None else core.remote.get
+    unwrap = _unwrap(core)
+
+    def get(key: Any, default: Any = None) -> Any:
+        check_key(key)
+        t0 = now()
+        v = fetch(key)
+        record(now() - t0)
+        if v is MISS:
+            misses.value += 1
+            return default
+        if type(v) is Envelope:
+            return unwrap(v, default)
+        hits.value += 1
+        return v
+
+    return get
+
+
+def _unwrap(core: CacheCore) -> Unwrap:
+    """An envelope's value while it is fresh and its tags are valid; else ``default``, counted a miss."""
+    hits, misses = core.metrics.hits, core.metrics.misses
     wall = core.clock.time
     tags = core.tags
-    remote_aget: AGet | None = None
-    if core.tiered is not None:
-        remote_aget = core.tiered.aget_l2
-    elif core.remote is not None:
-        remote_aget = core.remote.aget
-    store = core.store
 
-    async def unwrap(v: Any, default: Any) -> Any:
-        if v.fresh_until <= wall() or (v.tags and not await tags.avalid(v.tags)):
+    def unwrap(v: Envelope, default: Any) -> Any:
+        if v.fresh_until <= wall() or (v.tags and not tags.valid(v.tags)):
             misses.value += 1
             return default
         hits.value += 1
         return v.value
 
-    if store is None:
-        assert remote_aget is not None
-        aget = remote_aget
+    return unwrap
 
-        async def get_remote(key: Any, default: Any = None) -> Any:
-            t0 = now()
-            v = await aget(key)
-            record(now() - t0)
-            if v is MISS:
-                misses.value += 1
-                return default
-            if type(v) is Envelope:
-                return await unwrap(v, default)
-            hits.value += 1
-            return v
 
-        return get_remote
+# -- async -----------------------------------------------------------------------------------------------
 
-    store_get = store.get
+
+def _astore_get(core: CacheCore) -> AGet:
+    """A store-backed namespace (memory, or a tiered L1): only a miss there awaits anything."""
+    assert core.store is not None
+    store_get = core.store.get
+    hits = core.metrics.hits
+    record = core.metrics.get_latency.sketch.add
+    now = core.clock.monotonic
+    miss = _amiss_path(core)
+    unwrap = _aunwrap(core)
     n = 0
-
-    async def slow(key: Any, default: Any) -> Any:
-        core.check_key(key)
-        v = MISS
-        if remote_aget is not None:
-            t0 = now()
-            v = await remote_aget(key)
-            record(now() - t0)
-        if v is MISS:
-            misses.value += 1
-            return default
-        if type(v) is Envelope:
-            return await unwrap(v, default)
-        hits.value += 1
-        return v
 
     async def get(key: Any, default: Any = None) -> Any:
         nonlocal n
         try:
             v = store_get(key)
-        except TypeError:
-            return await slow(key, default)
+        except TypeError:  # unhashable: the miss path raises the clear error
+            return await miss(key, default)
         if v is MISS:
-            return await slow(key, default)
+            return await miss(key, default)
         if type(v) is Envelope:
             return await unwrap(v, default)
         hits.value += 1
@@ -186,3 +203,63 @@ def async_get(core: CacheCore) -> AGet:
         return v
 
     return get
+
+
+def _amiss_path(core: CacheCore) -> AGet:
+    """After the store missed: check the key, then a tiered namespace's L2, else a counted miss."""
+    check_key = core.check_key
+    if core.tiered is not None:
+        fetch = _aremote_get(core, core.tiered.aget_l2)
+
+        async def from_l2(key: Any, default: Any) -> Any:
+            check_key(key)
+            return await fetch(key, default)
+
+        return from_l2
+    misses = core.metrics.misses
+
+    async def miss(key: Any, default: Any) -> Any:
+        check_key(key)  # raises the clear CacheKeyError for an unhashable key
+        misses.value += 1
+        return default
+
+    return miss
+
+
+def _aremote_get(core: CacheCore, fetch: AGet) -> AGet:
+    """``fetch`` (Redis, or a tiered L2) awaited and timed, its answer unwrapped and counted."""
+    metrics = core.metrics
+    hits, misses = metrics.hits, metrics.misses
+    record = metrics.get_latency.sketch.add
+    now = core.clock.monotonic
+    unwrap = _aunwrap(core)
+
+    async def get(key: Any, default: Any = None) -> Any:
+        t0 = now()
+        v = await fetch(key)
+        record(now() - t0)
+        if v is MISS:
+            misses.value += 1
+            return default
+        if type(v) is Envelope:
+            return await unwrap(v, default)
+        hits.value += 1
+        return v
+
+    return get
+
+
+def _aunwrap(core: CacheCore) -> AUnwrap:
+    """Async :func:`_unwrap`: a Redis-only namespace checks tag stamps in Redis."""
+    hits, misses = core.metrics.hits, core.metrics.misses
+    wall = core.clock.time
+    tags = core.tags
+
+    async def unwrap(v: Envelope, default: Any) -> Any:
+        if v.fresh_until <= wall() or (v.tags and not await tags.avalid(v.tags)):
+            misses.value += 1
+            return default
+        hits.value += 1
+        return v.value
+
+    return unwrap
