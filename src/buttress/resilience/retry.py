@@ -89,6 +89,35 @@ class _Retrying:
         self.started = policy._mono()
         self.first_failure = policy._clock.time()
 
+    def next_delay(self, outcome: BaseException | _Rejected) -> float:
+        """Seconds to wait before retrying after ``outcome``; raises what ends the call when it gives up.
+
+        ``outcome`` is the last attempt's error, re-raised as itself when retrying stops, or its rejected
+        result, which ends with :class:`RetryExhaustedError`.
+        """
+        if isinstance(outcome, _Rejected):
+            delay = self.delay_after_result()
+            if delay is None:
+                raise self.exhausted(outcome.result)
+            return delay
+        delay = self.delay_after_error(outcome)
+        if delay is None:
+            self.failed(outcome)
+            raise outcome
+        return delay
+
+    def rejects(self, result: Any) -> bool:
+        """Whether ``retry_if_result`` asks for another attempt after ``result``."""
+        predicate = self.policy._retry_if_result
+        return predicate is not None and bool(predicate(result))
+
+    def succeeded(self) -> None:
+        """Count a call that succeeded after at least one retry."""
+        policy = self.policy
+        if policy.throttle is not None:
+            policy.throttle.accepted()
+        policy._ok_retried.value += 1
+
     def delay_after_error(self, error: BaseException) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` to give up (the error is then re-raised)."""
         policy = self.policy
@@ -262,32 +291,19 @@ class Retry(Policy):
     ) -> Any:
         """Drive retries after a failed first attempt; ``first`` is its error or its rejected result."""
         state = _Retrying(self)
-        rejects = self._retry_if_result
         outcome = first
         while True:
-            if isinstance(outcome, _Rejected):
-                delay = state.delay_after_result()
-                if delay is None:
-                    raise state.exhausted(outcome.result)
-            else:
-                delay = state.delay_after_error(outcome)
-                if delay is None:
-                    state.failed(outcome)
-                    raise outcome
-            self._sleep(delay)
+            self._sleep(state.next_delay(outcome))
             state.before_attempt()
             try:
                 result = fn(*args, **kwargs)
             except Exception as exc:
                 outcome = exc
                 continue
-            if rejects is not None and rejects(result):
-                outcome = _Rejected(result)
-                continue
-            if self.throttle is not None:
-                self.throttle.accepted()
-            self._ok_retried.value += 1
-            return result
+            if not state.rejects(result):
+                state.succeeded()
+                return result
+            outcome = _Rejected(result)
 
     def _wrap(self, fn: Callable[..., Any], asynchronous: bool) -> Callable[..., Any]:
         plain = self._retry_if_result is None and self.budget is None and self.throttle is None
@@ -311,33 +327,21 @@ class Retry(Policy):
     async def _retry_async(
         self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any], first: Any
     ) -> Any:
+        """:meth:`_retry_sync` awaiting ``fn`` and sleeping with ``clock.asleep``."""
         state = _Retrying(self)
-        rejects = self._retry_if_result
         outcome = first
         while True:
-            if isinstance(outcome, _Rejected):
-                delay = state.delay_after_result()
-                if delay is None:
-                    raise state.exhausted(outcome.result)
-            else:
-                delay = state.delay_after_error(outcome)
-                if delay is None:
-                    state.failed(outcome)
-                    raise outcome
-            await self._asleep(delay)
+            await self._asleep(state.next_delay(outcome))
             state.before_attempt()
             try:
                 result = await fn(*args, **kwargs)
             except Exception as exc:
                 outcome = exc
                 continue
-            if rejects is not None and rejects(result):
-                outcome = _Rejected(result)
-                continue
-            if self.throttle is not None:
-                self.throttle.accepted()
-            self._ok_retried.value += 1
-            return result
+            if not state.rejects(result):
+                state.succeeded()
+                return result
+            outcome = _Rejected(result)
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         """The async wrapper: the same decisions as :meth:`wrap_sync`, sleeping with ``clock.asleep``."""
