@@ -57,6 +57,7 @@ class _Face:
     """What both faces share: the core, naming, and the read paths that need no I/O decisions."""
 
     core: CacheCore
+    _flight: SingleFlight[Any] | AsyncSingleFlight[Any]
 
     @property
     def name(self) -> str:
@@ -86,6 +87,27 @@ class _Face:
         core.metrics.hits.value += hits
         core.metrics.misses.value += misses
         return out
+
+    def _judge(self, v: Envelope, live: bool) -> tuple[float | None, Any]:
+        """Judge an envelope ``get_or_load`` found: ``(now, MISS)`` for a fresh hit, else ``(None, stale)``.
+
+        ``stale`` is the value to serve if reloading fails (``MISS`` unless ``serve_stale`` allows one);
+        ``live`` is whether the envelope's tags are still valid (the caller checks, as it may need to await).
+        """
+        if not live:
+            return None, MISS
+        core = self.core
+        now = core.clock.time()
+        if now < v.fresh_until:
+            return now, MISS
+        return None, (v.value if core.serve_stale else MISS)
+
+    def _due(self, key: Any, v: Envelope, now: float) -> bool:
+        """Count a fresh hit; whether XFetch says to refresh it early (and no refresh is running)."""
+        core = self.core
+        core.metrics.hits.value += 1
+        beta = core.beta
+        return bool(beta) and core.xfetch(now, v, beta, core.random()) and not self._flight.in_flight(key)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.core.name!r}, backend={self.core.kind!r})"
@@ -272,20 +294,15 @@ class Cache(_Face):
         core = self.core
         v = self._bget(key)
         stale: Any = MISS
-        if v is not MISS:
-            if type(v) is not Envelope:
-                core.metrics.hits.value += 1
-                return cast(T, v)
-            if not (v.tags and not core.tags.valid(v.tags)):
-                now = core.clock.time()
-                if now < v.fresh_until:
-                    core.metrics.hits.value += 1
-                    due = core.beta and core.xfetch(now, v, core.beta, core.random())
-                    if due and not self._flight.in_flight(key):
-                        return self._refresh(key, loader, ttl, tags, cast(T, v.value))
-                    return cast(T, v.value)
-                if core.serve_stale:
-                    stale = v.value
+        if type(v) is Envelope:
+            now, stale = self._judge(v, not v.tags or core.tags.valid(v.tags))
+            if now is not None:
+                if self._due(key, v, now):
+                    return self._refresh(key, loader, ttl, tags, cast(T, v.value))
+                return cast(T, v.value)
+        elif v is not MISS:
+            core.metrics.hits.value += 1
+            return cast(T, v)
         core.metrics.misses.value += 1
         return self._load(core.check_key(key), loader, ttl, tags, stale)
 
@@ -615,22 +632,27 @@ class AsyncCache(_Face):
         core = self.core
         v = await self._aget(key)
         stale: Any = MISS
-        if v is not MISS:
-            if type(v) is not Envelope:
-                core.metrics.hits.value += 1
-                return cast(T, v)
-            if not (v.tags and not await core.tags.avalid(v.tags)):
-                now = core.clock.time()
-                if now < v.fresh_until:
-                    core.metrics.hits.value += 1
-                    due = core.beta and core.xfetch(now, v, core.beta, core.random())
-                    if due and not self._flight.in_flight(key):
-                        return await self._refresh(key, loader, ttl, tags, v.value)
-                    return cast(T, v.value)
-                if core.serve_stale:
-                    stale = v.value
+        if type(v) is Envelope:
+            now, stale = self._judge(v, not v.tags or await core.tags.avalid(v.tags))
+            if now is not None:
+                if self._due(key, v, now):
+                    return await self._refresh(key, loader, ttl, tags, v.value)
+                return cast(T, v.value)
+        elif v is not MISS:
+            core.metrics.hits.value += 1
+            return cast(T, v)
         core.metrics.misses.value += 1
-        key = core.check_key(key)
+        return await self._load(core.check_key(key), loader, ttl, tags, stale)
+
+    async def _load(
+        self,
+        key: Any,
+        loader: Callable[[], Awaitable[T]] | Callable[[], T],
+        ttl: float | None,
+        tags: Sequence[str],
+        stale: Any,
+    ) -> T:
+        core = self.core
         try:
             value, shared = await self._flight.do(key, lambda: self._load_once(key, loader, ttl, tags))
         except Exception:
