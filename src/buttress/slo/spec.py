@@ -22,12 +22,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from buttress.config import Problems
 from buttress.errors import ConfigError, ConfigProblem
 from buttress.slo.routes import RouteSelector
-from buttress.slo.schema import SLI_KINDS, SLO
+from buttress.slo.schema import DEFAULT_ALERTS, SLI_KINDS, SLO
 
 __all__ = [
     "AlertWindow",
@@ -204,6 +204,12 @@ def _build(
 _MATCHER = re.compile(
     r'\b(route|handler|method|status_class|code|status|le)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"'
 )
+_ROUTES_ANNOTATION = "buttress.dev/routes"
+_STATUS_CLASS_OF_DIGIT = {"4": "4xx", "5": "5xx"}
+
+
+class _Untranslatable(ValueError):
+    """A query whose routes buttress cannot turn into selectors; the message says what to do instead."""
 
 
 def _matchers(query: str) -> dict[str, list[tuple[str, str]]]:
@@ -211,6 +217,11 @@ def _matchers(query: str) -> dict[str, list[tuple[str, str]]]:
     for label, op, value in _MATCHER.findall(query):
         found.setdefault(label, []).append((op, value.replace("\\\\", "\\")))
     return found
+
+
+def _positive(matchers: Iterable[tuple[str, str]]) -> list[str]:
+    """The values of the matchers that select (``=`` and ``=~``); ``!=`` and ``!~`` are left out."""
+    return [value for op, value in matchers if op in ("=", "=~")]
 
 
 def _regex_to_globs(regex: str) -> list[str] | None:
@@ -258,37 +269,53 @@ def _expand_groups(regex: str, limit: int = 64) -> list[str] | None:
     return sorted(set(done))
 
 
-def _routes_from(queries: Iterable[str], annotations: Mapping[str, Any] | None) -> list[str] | str:
-    """Selectors for the queries' route and method matchers, or an error message."""
-    if annotations and annotations.get("buttress.dev/routes"):
-        return [r.strip() for r in str(annotations["buttress.dev/routes"]).split(",") if r.strip()]
+def _route_globs(matchers: Iterable[tuple[str, str]]) -> list[str]:
+    """Route globs for ``route`` (or ``handler``) matchers.
+
+    Raises:
+        _Untranslatable: a negative matcher, or a regex that is not a simple alternation of paths.
+    """
+    routes: list[str] = []
+    for op, value in matchers:
+        if op == "=":
+            routes.append(value)
+        elif op == "=~":
+            globs = _regex_to_globs(value)
+            if globs is None:
+                raise _Untranslatable(
+                    f"cannot turn the route regex {value!r} into route selectors; "
+                    f"add the annotation {_ROUTES_ANNOTATION}"
+                )
+            routes.extend(globs)
+        else:
+            raise _Untranslatable(
+                "negative route matchers (!=, !~) cannot be imported; "
+                f"add the annotation {_ROUTES_ANNOTATION}"
+            )
+    return routes
+
+
+def _routes_from(queries: Iterable[str], annotations: Any) -> list[str]:
+    """Selectors for the queries' route and method matchers; the first query that names routes decides.
+
+    The annotation ``buttress.dev/routes`` (comma-separated selectors), when present, is taken as it is.
+
+    Raises:
+        _Untranslatable: the routes cannot be read from the queries.
+    """
+    annotated = _dig(annotations, _ROUTES_ANNOTATION)
+    if annotated:
+        return [r.strip() for r in str(annotated).split(",") if r.strip()]
     routes: list[str] = []
     methods: list[str] = []
     for query in queries:
         m = _matchers(query)
-        for op, value in m.get("route", []) + m.get("handler", []):
-            if op == "=":
-                routes.append(value)
-            elif op == "=~":
-                globs = _regex_to_globs(value)
-                if globs is None:
-                    return (
-                        f"cannot turn the route regex {value!r} into route selectors; "
-                        "add the annotation buttress.dev/routes"
-                    )
-                routes.extend(globs)
-            else:
-                return (
-                    "negative route matchers (!=, !~) cannot be imported; "
-                    "add the annotation buttress.dev/routes"
-                )
-        for op, value in m.get("method", []):
-            if op in ("=", "=~"):
-                methods.extend(v for v in value.split("|") if v)
+        routes += _route_globs(m.get("route", []) + m.get("handler", []))
+        methods += [v for value in _positive(m.get("method", [])) for v in value.split("|") if v]
         if routes:
             break
     prefix = "|".join(sorted(set(methods))) + " " if methods else ""
-    return [f"{prefix}{r}" for r in dict.fromkeys(routes)] or ([f"{prefix}*"] if prefix else ["*"])
+    return [f"{prefix}{r}" for r in dict.fromkeys(routes)] or [f"{prefix}*"]
 
 
 def _threshold_from(queries: Iterable[str]) -> float | None:
@@ -303,27 +330,32 @@ def _threshold_from(queries: Iterable[str]) -> float | None:
 
 
 def _statuses_from(query: str) -> list[str]:
+    """The status classes an error query selects (``status_class``, or ``code``/``status`` values)."""
     m = _matchers(query)
-    classes: set[str] = set()
-    for op, value in m.get("status_class", []):
-        if op in ("=", "=~"):
-            classes.update(c for c in ("4xx", "5xx") if c in value)
-    for op, value in m.get("code", []) + m.get("status", []):
-        if op in ("=", "=~"):
-            for part in re.split(r"[|()]", value):
-                if part.startswith("5"):
-                    classes.add("5xx")
-                elif part.startswith("4"):
-                    classes.add("4xx")
+    classes = {c for value in _positive(m.get("status_class", [])) for c in ("4xx", "5xx") if c in value}
+    for value in _positive(m.get("code", []) + m.get("status", [])):
+        parts = re.split(r"[|()]", value)
+        classes.update(_STATUS_CLASS_OF_DIGIT[p[0]] for p in parts if p[:1] in _STATUS_CLASS_OF_DIGIT)
     return sorted(classes) or ["5xx"]
 
 
-# --------------------------------------------------------------------------------------------------------
-# OpenSLO v1
-# --------------------------------------------------------------------------------------------------------
+def _event_sli(threshold_query: str | None, error_query: str | None) -> dict[str, Any]:
+    """The SLI fields of a query-pair indicator.
 
-_OPENSLO_KINDS_IGNORED = {"Service", "AlertPolicy", "AlertCondition", "AlertNotificationTarget", "DataSource"}
-_OPENSLO_DURATION = re.compile(r"^(\d+)(m|h|d|w|M|Q|Y)$")
+    A latency SLI when ``threshold_query`` reads a histogram bucket (``le="0.25"``: its edge is the
+    threshold), otherwise availability with the status classes ``error_query`` selects.
+    """
+    threshold = _threshold_from([threshold_query] if threshold_query else [])
+    if threshold is not None:
+        return {"sli": "latency", "threshold": threshold}
+    if error_query is None:
+        return {"sli": "availability"}
+    return {"sli": "availability", "error_statuses": _statuses_from(error_query)}
+
+
+# --------------------------------------------------------------------------------------------------------
+# YAML documents
+# --------------------------------------------------------------------------------------------------------
 
 
 def _yaml_documents(text: str, source: str) -> list[Any]:
@@ -337,6 +369,7 @@ def _yaml_documents(text: str, source: str) -> list[Any]:
 
 
 def _dig(doc: Any, *keys: str) -> Any:
+    """``doc[k1][k2]…``, or None as soon as a level is missing or not a mapping."""
     for key in keys:
         if not isinstance(doc, Mapping):
             return None
@@ -344,11 +377,227 @@ def _dig(doc: Any, *keys: str) -> Any:
     return doc
 
 
+def _is_number(value: object) -> TypeGuard[int | float]:
+    """A real number: ``True`` is an int to Python but not a number a person wrote."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# --------------------------------------------------------------------------------------------------------
+# OpenSLO v1
+# --------------------------------------------------------------------------------------------------------
+
+#: Kinds that are valid OpenSLO but hold no objective to import (SLIs are read through ``indicatorRef``).
+_OPENSLO_KINDS_SKIPPED = frozenset(
+    {"SLI", "Service", "AlertPolicy", "AlertCondition", "AlertNotificationTarget", "DataSource"}
+)
+_OPENSLO_DURATION = re.compile(r"^(\d+)(m|h|d|w|M|Q|Y)$")
+_OPENSLO_DAYS = {"m": 1 / 1440, "h": 1 / 24, "d": 1, "w": 7, "M": 30, "Q": 90, "Y": 365}
+_MILLISECONDS = re.compile(r"_(milliseconds|ms)(_|\b)")
+
+
 def _query(metric: Any) -> str | None:
     q = _dig(metric, "metricSource", "spec", "query")
     if q is None:
         q = _dig(metric, "metricSource", "spec", "promql")
     return q if isinstance(q, str) else None
+
+
+@dataclass(slots=True)
+class _Indicator:
+    """What an OpenSLO indicator translates to, whatever the objective.
+
+    Attributes:
+        fields: the SLI fields of the ``[[slo]]`` table (``sli``, and ``threshold`` or ``error_statuses``).
+        queries: the queries whose matchers name the routes.
+        value_scale: for a ``thresholdMetric``, seconds per unit of an objective's ``value`` (which is the
+            threshold); None for a ``ratioMetric``, whose threshold (if any) is in its query.
+        routes: the route selectors read from ``queries``; None when they cannot be (a problem says why).
+    """
+
+    fields: dict[str, Any]
+    queries: list[str]
+    value_scale: float | None = None
+    routes: list[str] | None = None
+
+
+class _OpenSLOReader:
+    """Translates the documents of one OpenSLO file into ``[[slo]]`` tables, collecting every problem.
+
+    Each method checks one level of a document and returns None (or nothing) after recording a problem,
+    so one bad SLO does not hide the problems of the next.
+    """
+
+    __slots__ = ("problems", "slis")
+
+    def __init__(self, docs: Sequence[Any]) -> None:
+        self.problems = Problems()
+        self.slis = {
+            _dig(d, "metadata", "name"): d.get("spec")
+            for d in docs
+            if isinstance(d, Mapping) and d.get("kind") == "SLI"
+        }
+
+    def tables(self, docs: Sequence[Any]) -> list[tuple[str, dict[str, Any]]]:
+        """The tables of every SLO document, each with the path its problems are reported at."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        for n, doc in enumerate(docs):
+            if self._is_slo(doc, f"document[{n}]"):
+                out += self._slo_tables(doc, f"document[{n}]")
+        return out
+
+    def _is_slo(self, doc: Any, where: str) -> bool:
+        """Whether ``doc`` is an SLO to import; a document of a kind not skipped is a problem."""
+        if not isinstance(doc, Mapping):
+            self.problems.add(where, "expected a mapping with apiVersion, kind, metadata and spec", doc)
+            return False
+        if doc.get("apiVersion") != "openslo/v1":
+            self.problems.add(f"{where}.apiVersion", 'must be "openslo/v1"', doc.get("apiVersion"))
+            return False
+        kind = doc.get("kind")
+        if kind == "SLO":
+            return True
+        if not (isinstance(kind, str) and kind in _OPENSLO_KINDS_SKIPPED):
+            self.problems.add(
+                f"{where}.kind", "unknown OpenSLO kind; expected SLO, SLI, Service, AlertPolicy…", kind
+            )
+        return False
+
+    def _slo_tables(self, doc: Mapping[str, Any], where: str) -> list[tuple[str, dict[str, Any]]]:
+        """One table per objective of an SLO document."""
+        name = _dig(doc, "metadata", "name")
+        where = f"SLO {name}" if isinstance(name, str) else where
+        spec = doc.get("spec")
+        if not isinstance(spec, Mapping):
+            self.problems.add(f"{where}.spec", "is required", spec)
+            return []
+        indicator = self._indicator_spec(spec, where)
+        if indicator is None:
+            return []
+        base = self._base(spec, where)
+        objectives = spec.get("objectives")
+        if not isinstance(objectives, list) or not objectives:
+            self.problems.add(
+                f"{where}.spec.objectives", "needs at least one objective with a target", objectives
+            )
+            return []
+        # Objectives are checked even when the indicator is unusable, so all their problems show at once.
+        sli = self._sli(indicator, where, _dig(doc, "metadata", "annotations"))
+        out = []
+        for i, objective in enumerate(objectives):
+            path = f"{where}.spec.objectives[{i}]"
+            fields = self._objective(objective, path, sli)
+            if fields is not None:
+                out.append(
+                    (path, {**base, "name": _objective_name(name, objective, i, len(objectives)), **fields})
+                )
+        return out
+
+    def _indicator_spec(self, spec: Mapping[str, Any], where: str) -> Mapping[str, Any] | None:
+        """The inline indicator's spec, or the spec of the SLI document ``indicatorRef`` names."""
+        indicator = _dig(spec, "indicator", "spec")
+        ref = spec.get("indicatorRef")
+        if indicator is None and ref is not None:
+            indicator = self.slis.get(ref) if isinstance(ref, str) else None
+            if indicator is None:
+                self.problems.add(f"{where}.spec.indicatorRef", "names no SLI document in this file", ref)
+                return None
+        if not isinstance(indicator, Mapping):
+            self.problems.add(
+                f"{where}.spec.indicator", "is required (an inline indicator or an indicatorRef)"
+            )
+            return None
+        return indicator
+
+    def _base(self, spec: Mapping[str, Any], where: str) -> dict[str, Any]:
+        """The fields every objective of the SLO shares: service, description, window."""
+        base: dict[str, Any] = {"service": spec.get("service") or "default"}
+        if spec.get("description"):
+            base["description"] = str(spec["description"])
+        window = _openslo_window(spec.get("timeWindow"), f"{where}.spec.timeWindow", self.problems)
+        if window is not None:
+            base["window"] = window
+        return base
+
+    def _sli(self, indicator: Mapping[str, Any], where: str, annotations: Any) -> _Indicator | None:
+        """The SLI a ``ratioMetric`` or ``thresholdMetric`` indicator describes, with its routes."""
+        ratio, threshold_metric = indicator.get("ratioMetric"), indicator.get("thresholdMetric")
+        if isinstance(ratio, Mapping):
+            found = self._ratio(ratio, where)
+        elif isinstance(threshold_metric, Mapping):
+            query = _query(threshold_metric) or ""
+            found = _Indicator({"sli": "latency"}, [query], 0.001 if _MILLISECONDS.search(query) else 1.0)
+        else:
+            self.problems.add(
+                f"{where}.spec.indicator.spec",
+                "unknown SLI kind: buttress imports ratioMetric and thresholdMetric indicators",
+                sorted(indicator),
+            )
+            return None
+        if found is not None:
+            try:
+                found.routes = _routes_from(found.queries, annotations)
+            except _Untranslatable as exc:
+                self.problems.add(f"{where}.spec.indicator", str(exc))
+        return found
+
+    def _ratio(self, ratio: Mapping[str, Any], where: str) -> _Indicator | None:
+        good, bad, total = (_query(ratio.get(k)) for k in ("good", "bad", "total"))
+        if total is None or (good is None and bad is None):
+            self.problems.add(
+                f"{where}.spec.indicator.spec.ratioMetric", "needs total and good or bad queries"
+            )
+            return None
+        return _Indicator(_event_sli(good, bad), [q for q in (good, bad, total) if q])
+
+    def _objective(self, objective: Any, path: str, sli: _Indicator | None) -> dict[str, Any] | None:
+        """The fields one objective adds to the SLO's (objective, SLI, threshold, routes), or None.
+
+        ``sli`` is None, or has no routes, when the indicator could not be translated: the objective's
+        own fields are still checked.
+        """
+        if not isinstance(objective, Mapping):
+            self.problems.add(path, "expected a mapping with target", objective)
+            return None
+        if sli is None:
+            return None
+        fields = {"objective": _openslo_target(objective), **sli.fields}
+        if sli.value_scale is not None:
+            value = self._threshold_value(objective, path)
+            if value is None:
+                return None
+            fields["threshold"] = value * sli.value_scale
+        if sli.routes is None:
+            return None
+        fields["routes"] = list(sli.routes)
+        return fields
+
+    def _threshold_value(self, objective: Mapping[str, Any], path: str) -> float | None:
+        """A thresholdMetric objective's ``value``, when its ``op`` says "below" (``lt``/``lte``)."""
+        op, value = objective.get("op"), objective.get("value")
+        if op not in ("lt", "lte"):
+            self.problems.add(f"{path}.op", "a latency objective needs op lt or lte", op)
+            return None
+        if not _is_number(value):
+            self.problems.add(f"{path}.value", "needs the latency threshold as a number", value)
+            return None
+        return float(value)
+
+
+def _openslo_target(objective: Mapping[str, Any]) -> Any:
+    """``target`` (a fraction), else ``targetPercent`` / 100; anything else is left for the schema."""
+    target = objective.get("target")
+    percent = objective.get("targetPercent")
+    if target is None and percent is not None:
+        return percent / 100.0 if _is_number(percent) else percent
+    return target
+
+
+def _objective_name(name: Any, objective: Mapping[str, Any], index: int, count: int) -> Any:
+    """The SLO's name, suffixed with the objective's name (or index) when the SLO has several."""
+    if count == 1:
+        return name
+    suffix = objective.get("name") or objective.get("displayName") or str(index)
+    return f"{name}-{_slug(str(suffix))}"
 
 
 def load_openslo(text: str, source: str = "<openslo>") -> list[SLOSpec]:
@@ -364,113 +613,11 @@ def load_openslo(text: str, source: str = "<openslo>") -> list[SLOSpec]:
         ConfigError: every problem, with the document and field it is in.
     """
     docs = _yaml_documents(text, source)
-    problems = Problems()
-    slis = {
-        _dig(d, "metadata", "name"): d.get("spec")
-        for d in docs
-        if isinstance(d, Mapping) and d.get("kind") == "SLI"
-    }
-    tables: list[tuple[str, dict[str, Any]]] = []
-    for n, doc in enumerate(docs):
-        where = f"document[{n}]"
-        if not isinstance(doc, Mapping):
-            problems.add(where, "expected a mapping with apiVersion, kind, metadata and spec", doc)
-            continue
-        if doc.get("apiVersion") != "openslo/v1":
-            problems.add(f"{where}.apiVersion", 'must be "openslo/v1"', doc.get("apiVersion"))
-            continue
-        kind = doc.get("kind")
-        if kind in _OPENSLO_KINDS_IGNORED or kind == "SLI":
-            continue
-        if kind != "SLO":
-            problems.add(
-                f"{where}.kind", "unknown OpenSLO kind; expected SLO, SLI, Service, AlertPolicy…", kind
-            )
-            continue
-        name = _dig(doc, "metadata", "name")
-        where = f"SLO {name}" if isinstance(name, str) else where
-        spec = doc.get("spec")
-        if not isinstance(spec, Mapping):
-            problems.add(f"{where}.spec", "is required", spec)
-            continue
-        indicator = _dig(spec, "indicator", "spec")
-        if indicator is None and spec.get("indicatorRef") is not None:
-            indicator = slis.get(spec["indicatorRef"])
-            if indicator is None:
-                problems.add(
-                    f"{where}.spec.indicatorRef", "names no SLI document in this file", spec["indicatorRef"]
-                )
-                continue
-        if not isinstance(indicator, Mapping):
-            problems.add(f"{where}.spec.indicator", "is required (an inline indicator or an indicatorRef)")
-            continue
-        annotations = _dig(doc, "metadata", "annotations") or {}
-        base: dict[str, Any] = {"service": spec.get("service") or "default"}
-        if spec.get("description"):
-            base["description"] = str(spec["description"])
-        window = _openslo_window(spec.get("timeWindow"), f"{where}.spec.timeWindow", problems)
-        if window is not None:
-            base["window"] = window
-        objectives = spec.get("objectives")
-        if not isinstance(objectives, list) or not objectives:
-            problems.add(f"{where}.spec.objectives", "needs at least one objective with a target", objectives)
-            continue
-        ratio, threshold_metric = indicator.get("ratioMetric"), indicator.get("thresholdMetric")
-        for i, objective in enumerate(objectives):
-            opath = f"{where}.spec.objectives[{i}]"
-            if not isinstance(objective, Mapping):
-                problems.add(opath, "expected a mapping with target", objective)
-                continue
-            table = dict(base)
-            suffix = objective.get("name") or objective.get("displayName") or str(i)
-            table["name"] = name if len(objectives) == 1 else f"{name}-{_slug(str(suffix))}"
-            target = objective.get("target")
-            if target is None and objective.get("targetPercent") is not None:
-                target = objective["targetPercent"] / 100.0
-            table["objective"] = target
-            if isinstance(ratio, Mapping):
-                good, bad, total = (_query(ratio.get(k)) for k in ("good", "bad", "total"))
-                queries = [q for q in (good, bad, total) if q]
-                if total is None or (good is None and bad is None):
-                    problems.add(
-                        f"{where}.spec.indicator.spec.ratioMetric", "needs total and good or bad queries"
-                    )
-                    continue
-                threshold = _threshold_from(q for q in (good,) if q)
-                if threshold is not None:
-                    table.update(sli="latency", threshold=threshold)
-                else:
-                    table["sli"] = "availability"
-                    if bad is not None:
-                        table["error_statuses"] = _statuses_from(bad)
-                routes = _routes_from(queries, annotations)
-            elif isinstance(threshold_metric, Mapping):
-                query = _query(threshold_metric) or ""
-                op, value = objective.get("op"), objective.get("value")
-                if op not in ("lt", "lte"):
-                    problems.add(f"{opath}.op", "a latency objective needs op lt or lte", op)
-                    continue
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    problems.add(f"{opath}.value", "needs the latency threshold as a number", value)
-                    continue
-                scale = 0.001 if re.search(r"_(milliseconds|ms)(_|\b)", query) else 1.0
-                table.update(sli="latency", threshold=float(value) * scale)
-                routes = _routes_from([query], annotations)
-            else:
-                problems.add(
-                    f"{where}.spec.indicator.spec",
-                    "unknown SLI kind: buttress imports ratioMetric and thresholdMetric indicators",
-                    sorted(indicator) if isinstance(indicator, Mapping) else indicator,
-                )
-                break
-            if isinstance(routes, str):
-                problems.add(f"{where}.spec.indicator", routes)
-                continue
-            table["routes"] = routes
-            tables.append((opath, table))
-    if problems.items:
-        raise ConfigError(problems.items, source)
-    return _build(tables, problems, source)
+    reader = _OpenSLOReader(docs)
+    tables = reader.tables(docs)
+    if reader.problems.items:
+        raise ConfigError(reader.problems.items, source)
+    return _build(tables, reader.problems, source)
 
 
 def _openslo_window(value: Any, path: str, problems: Problems) -> float | str | None:
@@ -495,8 +642,7 @@ def _openslo_window(value: Any, path: str, problems: Problems) -> float | str | 
             f"{path}[0]", "only a one-month calendar window is supported; use a rolling window", entry
         )
         return None
-    days = {"m": 1 / 1440, "h": 1 / 24, "d": 1, "w": 7, "M": 30, "Q": 90, "Y": 365}[unit] * n
-    return days * _DAY
+    return _OPENSLO_DAYS[unit] * n * _DAY
 
 
 def _slug(text: str) -> str:
@@ -506,6 +652,9 @@ def _slug(text: str) -> str:
 # --------------------------------------------------------------------------------------------------------
 # Sloth prometheus/v1
 # --------------------------------------------------------------------------------------------------------
+
+#: Sloth's alerting keys, by the severity of the default alerts each one switches off.
+_SLOTH_ALERTS = (("page", "page_alert"), ("ticket", "ticket_alert"))
 
 
 def load_sloth(text: str, source: str = "<sloth>") -> list[SLOSpec]:
@@ -522,69 +671,80 @@ def load_sloth(text: str, source: str = "<sloth>") -> list[SLOSpec]:
     problems = Problems()
     tables: list[tuple[str, dict[str, Any]]] = []
     for n, doc in enumerate(docs):
-        where = f"document[{n}]"
-        if not isinstance(doc, Mapping) or doc.get("version") != "prometheus/v1":
-            problems.add(f"{where}.version", 'must be "prometheus/v1" (a Sloth spec)', _dig(doc, "version"))
-            continue
-        service = doc.get("service") or "default"
-        slos = doc.get("slos")
-        if not isinstance(slos, list) or not slos:
-            problems.add(f"{where}.slos", "needs at least one SLO", slos)
-            continue
-        for i, slo in enumerate(slos):
-            path = f"slos[{i}]"
-            if not isinstance(slo, Mapping):
-                problems.add(path, "expected a mapping", slo)
-                continue
-            table: dict[str, Any] = {"name": slo.get("name"), "service": service}
-            if slo.get("description"):
-                table["description"] = str(slo["description"])
-            objective = slo.get("objective")
-            if isinstance(objective, int | float) and not isinstance(objective, bool):
-                if objective >= 100:
-                    table["objective"] = 1.0  # the schema explains why 100 % cannot be an objective
-                else:
-                    table["objective"] = _round(objective / 100.0)
-            else:
-                problems.add(f"{path}.objective", "expected a percentage such as 99.9", objective)
-                continue
-            labels = {**(doc.get("labels") or {}), **(slo.get("labels") or {})}
-            if labels:
-                table["labels"] = {str(k): str(v) for k, v in labels.items()}
-            sli = slo.get("sli")
-            events = _dig(sli, "events")
-            if not isinstance(events, Mapping):
-                kinds = sorted(sli) if isinstance(sli, Mapping) else sli
-                problems.add(f"{path}.sli", "unknown SLI kind: buttress imports Sloth events SLIs", kinds)
-                continue
-            error_q, total_q = events.get("error_query"), events.get("total_query")
-            if not isinstance(error_q, str) or not isinstance(total_q, str):
-                problems.add(f"{path}.sli.events", "needs error_query and total_query")
-                continue
-            threshold = _threshold_from([error_q])
-            if threshold is not None:
-                table.update(sli="latency", threshold=threshold)
-            else:
-                table.update(sli="availability", error_statuses=_statuses_from(error_q))
-            routes = _routes_from([error_q, total_q], slo.get("annotations"))
-            if isinstance(routes, str):
-                problems.add(f"{path}.sli.events", routes)
-                continue
-            table["routes"] = routes
-            alerting = slo.get("alerting") or {}
-            keep = {
-                sev
-                for sev, key in (("page", "page_alert"), ("ticket", "ticket_alert"))
-                if not _dig(alerting, key, "disable")
-            }
-            if keep != {"page", "ticket"}:
-                from buttress.slo.schema import DEFAULT_ALERTS
-
-                table["alerts"] = [dict(a) for a in DEFAULT_ALERTS if a["severity"] in keep]
-            tables.append((path, table))
+        for i, slo in enumerate(_sloth_slos(doc, f"document[{n}]", problems)):
+            table = _sloth_table(doc, slo, f"slos[{i}]", problems)
+            if table is not None:
+                tables.append((f"slos[{i}]", table))
     if problems.items:
         raise ConfigError(problems.items, source)
     return _build(tables, problems, source)
+
+
+def _sloth_slos(doc: Any, where: str, problems: Problems) -> list[Any]:
+    """The ``slos`` list of a Sloth document (empty after recording a problem)."""
+    if not isinstance(doc, Mapping) or doc.get("version") != "prometheus/v1":
+        problems.add(f"{where}.version", 'must be "prometheus/v1" (a Sloth spec)', _dig(doc, "version"))
+        return []
+    slos = doc.get("slos")
+    if not isinstance(slos, list) or not slos:
+        problems.add(f"{where}.slos", "needs at least one SLO", slos)
+        return []
+    return slos
+
+
+def _sloth_table(doc: Mapping[str, Any], slo: Any, path: str, problems: Problems) -> dict[str, Any] | None:
+    """The ``[[slo]]`` table of one Sloth SLO, or None after recording why there is none."""
+    if not isinstance(slo, Mapping):
+        problems.add(path, "expected a mapping", slo)
+        return None
+    objective = slo.get("objective")
+    if not _is_number(objective):
+        problems.add(f"{path}.objective", "expected a percentage such as 99.9", objective)
+        return None
+    table: dict[str, Any] = {"name": slo.get("name"), "service": doc.get("service") or "default"}
+    if slo.get("description"):
+        table["description"] = str(slo["description"])
+    # 100 % stays 1.0 so that the schema explains why it cannot be an objective.
+    table["objective"] = 1.0 if objective >= 100 else _round(objective / 100.0)
+    labels = {**(doc.get("labels") or {}), **(slo.get("labels") or {})}
+    if labels:
+        table["labels"] = {str(k): str(v) for k, v in labels.items()}
+    sli = _sloth_sli(slo, path, problems)
+    if sli is None:
+        return None
+    table.update(sli)
+    alerts = _sloth_alerts(slo.get("alerting"))
+    if alerts is not None:
+        table["alerts"] = alerts
+    return table
+
+
+def _sloth_sli(slo: Mapping[str, Any], path: str, problems: Problems) -> dict[str, Any] | None:
+    """The SLI fields and routes of a Sloth ``events`` SLI."""
+    sli = slo.get("sli")
+    events = _dig(sli, "events")
+    if not isinstance(events, Mapping):
+        kinds = sorted(sli) if isinstance(sli, Mapping) else sli
+        problems.add(f"{path}.sli", "unknown SLI kind: buttress imports Sloth events SLIs", kinds)
+        return None
+    error_q, total_q = events.get("error_query"), events.get("total_query")
+    if not isinstance(error_q, str) or not isinstance(total_q, str):
+        problems.add(f"{path}.sli.events", "needs error_query and total_query")
+        return None
+    try:
+        routes = _routes_from([error_q, total_q], slo.get("annotations"))
+    except _Untranslatable as exc:
+        problems.add(f"{path}.sli.events", str(exc))
+        return None
+    return {**_event_sli(error_q, error_q), "routes": routes}
+
+
+def _sloth_alerts(alerting: Any) -> list[dict[str, Any]] | None:
+    """The default alerts less the severities ``disable: true`` switches off; None when all stay."""
+    keep = {severity for severity, key in _SLOTH_ALERTS if not _dig(alerting, key, "disable")}
+    if len(keep) == len(_SLOTH_ALERTS):
+        return None
+    return [dict(a) for a in DEFAULT_ALERTS if a["severity"] in keep]
 
 
 def load_file(path: str | Path, kind: str | None = None) -> list[SLOSpec]:
@@ -618,6 +778,10 @@ def load_file(path: str | Path, kind: str | None = None) -> list[SLOSpec]:
 # Back to TOML
 # --------------------------------------------------------------------------------------------------------
 
+_DEFAULT_ALERT_WINDOWS = tuple(
+    AlertWindow(a["severity"], a["long"], a["short"], a["burn_rate"]) for a in DEFAULT_ALERTS
+)
+
 
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
@@ -639,43 +803,40 @@ def _toml_key(key: str) -> str:
 
 def to_toml(specs: Iterable[SLOSpec]) -> str:
     """``[[slo]]`` tables for ``buttress.toml`` that load back into the same specs."""
-    from buttress.slo.schema import DEFAULT_ALERTS
+    return "\n\n".join("\n".join(_toml_lines(s)) for s in specs) + "\n"
 
-    blocks = []
-    for s in specs:
-        lines = ["[[slo]]", f"name = {_toml_value(s.name)}"]
-        if s.service != "default":
-            lines.append(f"service = {_toml_value(s.service)}")
-        if s.description:
-            lines.append(f"description = {_toml_value(s.description)}")
-        lines.append(f"sli = {_toml_value(s.sli)}")
-        if s.threshold is not None:
-            lines.append(f'threshold = "{format_duration(s.threshold)}"')
-        lines.append(f"objective = {_round(s.objective)!r}")
-        lines.append(f'window = "{s.window_label}"')
-        lines.append(f"routes = {_toml_value([str(r) for r in s.routes])}")
-        if s.error_statuses != {"5xx"}:
-            lines.append(f"error_statuses = {_toml_value(sorted(s.error_statuses))}")
-        if s.min_traffic != 10:
-            lines.append(f"min_traffic = {s.min_traffic}")
-        if s.labels:
-            lines.append(f"labels = {_toml_value(dict(s.labels))}")
-        default = tuple(
-            AlertWindow(a["severity"], a["long"], a["short"], a["burn_rate"]) for a in DEFAULT_ALERTS
-        )
-        if s.alerts != default:
-            rows = [
-                {
-                    "severity": a.severity,
-                    "long": format_duration(a.long),
-                    "short": format_duration(a.short),
-                    "burn_rate": a.burn_rate,
-                }
-                for a in s.alerts
-            ]
-            lines.append(f"alerts = {_toml_value(rows)}")
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
+
+def _toml_lines(s: SLOSpec) -> list[str]:
+    """One ``[[slo]]`` table; fields left at their defaults are not written."""
+    lines = ["[[slo]]", f"name = {_toml_value(s.name)}"]
+    if s.service != "default":
+        lines.append(f"service = {_toml_value(s.service)}")
+    if s.description:
+        lines.append(f"description = {_toml_value(s.description)}")
+    lines.append(f"sli = {_toml_value(s.sli)}")
+    if s.threshold is not None:
+        lines.append(f'threshold = "{format_duration(s.threshold)}"')
+    lines.append(f"objective = {_round(s.objective)!r}")
+    lines.append(f'window = "{s.window_label}"')
+    lines.append(f"routes = {_toml_value([str(r) for r in s.routes])}")
+    if s.error_statuses != {"5xx"}:
+        lines.append(f"error_statuses = {_toml_value(sorted(s.error_statuses))}")
+    if s.min_traffic != 10:
+        lines.append(f"min_traffic = {s.min_traffic}")
+    if s.labels:
+        lines.append(f"labels = {_toml_value(dict(s.labels))}")
+    if s.alerts != _DEFAULT_ALERT_WINDOWS:
+        lines.append(f"alerts = {_toml_value([_toml_alert(a) for a in s.alerts])}")
+    return lines
+
+
+def _toml_alert(a: AlertWindow) -> dict[str, Any]:
+    return {
+        "severity": a.severity,
+        "long": format_duration(a.long),
+        "short": format_duration(a.short),
+        "burn_rate": a.burn_rate,
+    }
 
 
 def _round(x: float) -> float:
