@@ -98,23 +98,47 @@ ALERT = Table(
 )
 
 
+#: Fields only one SLI kind may have: (field, that kind, the message when another kind has it).
+_KIND_ONLY_FIELDS = (
+    ("percentile", "latency", "only a latency SLO has a percentile"),
+    ("max_error_rate", "error_rate", "only an error_rate SLO has max_error_rate"),
+)
+_OBJECTIVE_FIELDS = ("objective", "percentile", "max_error_rate")
+
+
 def _check_slo(out: dict[str, Any], path: str, problems: Any) -> None:
-    kind = out["sli"]
-    given = [k for k in ("objective", "percentile", "max_error_rate") if out.get(k) is not None]
+    _check_objective_given(out, path, problems)
+    _check_kind_fields(out, path, problems)
+    _check_threshold(out, path, problems)
+    _check_window(out, path, problems)
+
+
+def _check_objective_given(out: dict[str, Any], path: str, problems: Any) -> None:
+    """Exactly one way of writing the objective."""
+    given = [k for k in _OBJECTIVE_FIELDS if out.get(k) is not None]
     if len(given) > 1:
         problems.add(path, f"give only one of objective, percentile, max_error_rate (got {', '.join(given)})")
     elif not given:
         problems.add(f"{path}.objective", "is required (e.g. 0.999), or percentile / max_error_rate")
-    if out.get("percentile") is not None and kind != "latency":
-        problems.add(f"{path}.percentile", "only a latency SLO has a percentile", out["percentile"])
-    if out.get("max_error_rate") is not None and kind != "error_rate":
-        problems.add(
-            f"{path}.max_error_rate", "only an error_rate SLO has max_error_rate", out["max_error_rate"]
-        )
-    if kind == "latency" and out.get("threshold") is None:
+
+
+def _check_kind_fields(out: dict[str, Any], path: str, problems: Any) -> None:
+    for name, kind, message in _KIND_ONLY_FIELDS:
+        if out.get(name) is not None and out["sli"] != kind:
+            problems.add(f"{path}.{name}", message, out[name])
+
+
+def _check_threshold(out: dict[str, Any], path: str, problems: Any) -> None:
+    """A latency SLO has a threshold, and only a latency SLO."""
+    kind, threshold = out["sli"], out.get("threshold")
+    if kind == "latency" and threshold is None:
         problems.add(f"{path}.threshold", 'a latency SLO needs a threshold, e.g. threshold = "100ms"')
-    if kind != "latency" and out.get("threshold") is not None:
-        problems.add(f"{path}.threshold", f"only a latency SLO has a threshold, not {kind}", out["threshold"])
+    elif kind != "latency" and threshold is not None:
+        problems.add(f"{path}.threshold", f"only a latency SLO has a threshold, not {kind}", threshold)
+
+
+def _check_window(out: dict[str, Any], path: str, problems: Any) -> None:
+    """The window holds the longest alert window (a calendar month counts as its shortest, 28 days)."""
     window = out["window"]
     longest = max((a["long"] for a in out["alerts"]), default=0.0)
     seconds = 28 * 86400.0 if window == "month" else window
