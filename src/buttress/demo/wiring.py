@@ -184,6 +184,7 @@ class Wiring:
             Pipeline,
             open_store,
         )
+        from buttress.telemetry import StateTransition
 
         platform = self.platform
         entries = provider_entries(self.config)
@@ -221,8 +222,6 @@ class Wiring:
         self._verify = Fallback(hook=self._recent_principal, name="identity", registry=platform.registry)(
             self.pipelines["identity"](platform.identity.verify)
         )
-
-        from buttress.telemetry import StateTransition
 
         loop = asyncio.get_running_loop()
 
