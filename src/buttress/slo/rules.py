@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from buttress.slo.recorder import DURATION_METRIC, REQUESTS_METRIC
-from buttress.slo.spec import SLOSpec, format_duration
+from buttress.slo.spec import AlertWindow, SLOSpec, format_duration
 
 __all__ = [
     "EXPORTED_METRICS",
@@ -123,6 +123,11 @@ def _alert_name(spec: SLOSpec) -> str:
     return "".join(w[:1].upper() + w[1:] for w in words if w) + "ErrorBudgetBurn"
 
 
+def _period(spec: SLOSpec) -> float:
+    """The SLO period in seconds as the rules see it (a calendar month counts as 30 days)."""
+    return 30 * 86400.0 if spec.window == "month" else float(spec.window)
+
+
 def prometheus_rules(specs: Iterable[SLOSpec]) -> dict[str, Any]:
     """The rule groups (as the structure of a Prometheus rules file) for ``specs``.
 
@@ -132,111 +137,111 @@ def prometheus_rules(specs: Iterable[SLOSpec]) -> dict[str, Any]:
     """
     groups: list[dict[str, Any]] = []
     for spec in specs:
-        ids = _ids(spec)
-        sel = _selector(ids)
-        windows = sorted({*_WINDOWS, *(a.long for a in spec.alerts), *(a.short for a in spec.alerts)})
-        sli_rules = []
-        for seconds in windows:
-            w = format_duration(seconds)
-            sli_rules.append(
-                {
-                    "record": f"slo:sli_error:ratio_rate{w}",
-                    "expr": f"({error_query(spec, w)})\n/\n({total_query(spec, w)})\n",
-                    "labels": {**ids, **dict(spec.labels), "sloth_window": w},
-                }
-            )
-        period = format_duration(30 * 86400.0 if spec.window == "month" else float(spec.window))
-        sli_rules.append(
+        sid = _ids(spec)["sloth_id"]
+        groups.append({"name": f"sloth-slo-sli-recordings-{sid}", "rules": _sli_recordings(spec)})
+        groups.append({"name": f"sloth-slo-meta-recordings-{sid}", "rules": _meta_recordings(spec)})
+        alerts = _alert_rules(spec)
+        if alerts:
+            groups.append({"name": f"sloth-slo-alerts-{sid}", "rules": alerts})
+    return {"groups": groups}
+
+
+def _sli_recordings(spec: SLOSpec) -> list[dict[str, Any]]:
+    """The error ratio over each window the alerts read, then over the whole SLO period."""
+    labels = {**_ids(spec), **dict(spec.labels)}
+    sel = _selector(_ids(spec))
+    windows = sorted({*_WINDOWS, *(a.long for a in spec.alerts), *(a.short for a in spec.alerts)})
+    rules = []
+    for w in map(format_duration, windows):
+        rules.append(
             {
-                "record": f"slo:sli_error:ratio_rate{period}",
-                "expr": (
-                    f"sum_over_time(slo:sli_error:ratio_rate5m{sel}[{period}])\n"
-                    f"/ ignoring (sloth_window)\n"
-                    f"count_over_time(slo:sli_error:ratio_rate5m{sel}[{period}])\n"
-                ),
-                "labels": {**ids, **dict(spec.labels), "sloth_window": period},
+                "record": f"slo:sli_error:ratio_rate{w}",
+                "expr": f"({error_query(spec, w)})\n/\n({total_query(spec, w)})\n",
+                "labels": {**labels, "sloth_window": w},
             }
         )
-        budget = _number(spec.error_budget)
-        days = (30 * 86400.0 if spec.window == "month" else float(spec.window)) / 86400.0
-        common = {**ids, **dict(spec.labels)}
-        on = "on(sloth_id, sloth_slo, sloth_service) group_left"
-        meta_rules = [
-            {"record": "slo:objective:ratio", "expr": f"vector({_number(spec.objective)})", "labels": common},
+    # The period's ratio averages the 5-minute ratios, as Sloth does, instead of a rate over 30 days.
+    period = format_duration(_period(spec))
+    rules.append(
+        {
+            "record": f"slo:sli_error:ratio_rate{period}",
+            "expr": (
+                f"sum_over_time(slo:sli_error:ratio_rate5m{sel}[{period}])\n"
+                f"/ ignoring (sloth_window)\n"
+                f"count_over_time(slo:sli_error:ratio_rate5m{sel}[{period}])\n"
+            ),
+            "labels": {**labels, "sloth_window": period},
+        }
+    )
+    return rules
+
+
+def _meta_recordings(spec: SLOSpec) -> list[dict[str, Any]]:
+    """Objective, budget, period, burn rates, remaining budget and the info series of one SLO."""
+    sel = _selector(_ids(spec))
+    period = format_duration(_period(spec))
+    common = {**_ids(spec), **dict(spec.labels)}
+    per_budget = f"/ on(sloth_id, sloth_slo, sloth_service) group_left\nslo:error_budget:ratio{sel}\n"
+    exprs = {
+        "slo:objective:ratio": f"vector({_number(spec.objective)})",
+        "slo:error_budget:ratio": f"vector(1-{_number(spec.objective)})",
+        "slo:time_period:days": f"vector({_number(_period(spec) / 86400.0)})",
+        "slo:current_burn_rate:ratio": f"slo:sli_error:ratio_rate5m{sel}\n{per_budget}",
+        "slo:period_burn_rate:ratio": f"slo:sli_error:ratio_rate{period}{sel}\n{per_budget}",
+        "slo:period_error_budget_remaining:ratio": f"1 - slo:period_burn_rate:ratio{sel}",
+    }
+    rules: list[dict[str, Any]] = [{"record": r, "expr": e, "labels": common} for r, e in exprs.items()]
+    info = {
+        "sloth_mode": "buttress",
+        "sloth_spec": "buttress/v1",
+        "sloth_objective": _number(spec.objective * 100),
+        "buttress_sli": spec.sli,
+        "buttress_window": spec.window_label,
+    }
+    rules.append({"record": "sloth_slo_info", "expr": "vector(1)", "labels": {**common, **info}})
+    return rules
+
+
+def _alert_rules(spec: SLOSpec) -> list[dict[str, Any]]:
+    """One alert per severity that has conditions: any of its multiwindow conditions fires it."""
+    rules = []
+    for severity in ("page", "ticket"):
+        terms = [_alert_term(spec, a) for a in spec.alerts if a.severity == severity]
+        if not terms:
+            continue
+        rules.append(
             {
-                "record": "slo:error_budget:ratio",
-                "expr": f"vector(1-{_number(spec.objective)})",
-                "labels": common,
-            },
-            {"record": "slo:time_period:days", "expr": f"vector({_number(days)})", "labels": common},
-            {
-                "record": "slo:current_burn_rate:ratio",
-                "expr": f"slo:sli_error:ratio_rate5m{sel}\n/ {on}\nslo:error_budget:ratio{sel}\n",
-                "labels": common,
-            },
-            {
-                "record": "slo:period_burn_rate:ratio",
-                "expr": f"slo:sli_error:ratio_rate{period}{sel}\n/ {on}\nslo:error_budget:ratio{sel}\n",
-                "labels": common,
-            },
-            {
-                "record": "slo:period_error_budget_remaining:ratio",
-                "expr": f"1 - slo:period_burn_rate:ratio{sel}",
-                "labels": common,
-            },
-            {
-                "record": "sloth_slo_info",
-                "expr": "vector(1)",
-                "labels": {
-                    **common,
-                    "sloth_mode": "buttress",
-                    "sloth_spec": "buttress/v1",
-                    "sloth_objective": _number(spec.objective * 100),
-                    "buttress_sli": spec.sli,
-                    "buttress_window": spec.window_label,
+                "alert": _alert_name(spec),
+                "expr": "\n or \n".join(terms) + "\n",
+                "labels": {**dict(spec.labels), "sloth_severity": severity, "severity": severity},
+                "annotations": {
+                    "title": (
+                        f"({severity}) {{{{$labels.sloth_service}}}} {{{{$labels.sloth_slo}}}} SLO error "
+                        "budget burn rate is too fast."
+                    ),
+                    "summary": (
+                        "{{$labels.sloth_service}} {{$labels.sloth_slo}} SLO error budget burn rate "
+                        f"is over the expected {severity} threshold."
+                    ),
                 },
-            },
-        ]
-        alert_rules = []
-        for severity in ("page", "ticket"):
-            conditions = [a for a in spec.alerts if a.severity == severity]
-            if not conditions:
-                continue
-            terms = []
-            for a in conditions:
-                factor = f"({_number(a.burn_rate)} * {budget})"
-                short, long = format_duration(a.short), format_duration(a.long)
-                term = (
-                    f"max(slo:sli_error:ratio_rate{short}{sel} > {factor}) without (sloth_window)\n"
-                    f"and\n"
-                    f"max(slo:sli_error:ratio_rate{long}{sel} > {factor}) without (sloth_window)"
-                )
-                if spec.min_traffic:
-                    term += f"\nand on()\n({total_query(spec, long, 'increase')} >= {spec.min_traffic})"
-                terms.append("(\n" + term + "\n)")
-            alert_rules.append(
-                {
-                    "alert": _alert_name(spec),
-                    "expr": "\n or \n".join(terms) + "\n",
-                    "labels": {**dict(spec.labels), "sloth_severity": severity, "severity": severity},
-                    "annotations": {
-                        "title": (
-                            f"({severity}) {{{{$labels.sloth_service}}}} {{{{$labels.sloth_slo}}}} SLO error "
-                            "budget burn rate is too fast."
-                        ),
-                        "summary": (
-                            "{{$labels.sloth_service}} {{$labels.sloth_slo}} SLO error budget burn rate "
-                            f"is over the expected {severity} threshold."
-                        ),
-                    },
-                }
-            )
-        sid = ids["sloth_id"]
-        groups.append({"name": f"sloth-slo-sli-recordings-{sid}", "rules": sli_rules})
-        groups.append({"name": f"sloth-slo-meta-recordings-{sid}", "rules": meta_rules})
-        if alert_rules:
-            groups.append({"name": f"sloth-slo-alerts-{sid}", "rules": alert_rules})
-    return {"groups": groups}
+            }
+        )
+    return rules
+
+
+def _alert_term(spec: SLOSpec, a: AlertWindow) -> str:
+    """Both windows over ``burn_rate`` times the budget, and (unlike Sloth) enough traffic in the long one."""
+    sel = _selector(_ids(spec))
+    factor = f"({_number(a.burn_rate)} * {_number(spec.error_budget)})"
+    short, long = format_duration(a.short), format_duration(a.long)
+    term = (
+        f"max(slo:sli_error:ratio_rate{short}{sel} > {factor}) without (sloth_window)\n"
+        f"and\n"
+        f"max(slo:sli_error:ratio_rate{long}{sel} > {factor}) without (sloth_window)"
+    )
+    if spec.min_traffic:
+        term += f"\nand on()\n({total_query(spec, long, 'increase')} >= {spec.min_traffic})"
+    return "(\n" + term + "\n)"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -245,26 +250,30 @@ def prometheus_rules(specs: Iterable[SLOSpec]) -> dict[str, Any]:
 
 
 def _yaml(value: Any, indent: int) -> list[str]:
-    pad = " " * indent
-    lines: list[str] = []
     if isinstance(value, Mapping):
-        for k, v in value.items():
-            if isinstance(v, Mapping | list) and v:
-                lines.append(f"{pad}{k}:")
-                lines.extend(_yaml(v, indent + 2))
-            elif isinstance(v, str) and "\n" in v:
-                lines.append(f"{pad}{k}: |")
-                lines.extend(f"{pad}  {line}" if line else "" for line in v.rstrip("\n").split("\n"))
-            else:
-                lines.append(f"{pad}{k}: {_scalar(v)}")
-    elif isinstance(value, list):
-        for item in value:
-            sub = _yaml(item, indent + 2)
-            if sub:
-                first = sub[0]
-                lines.append(f"{pad}- {first[indent + 2 :]}")
-                lines.extend(sub[1:])
-    return lines
+        return [line for k, v in value.items() for line in _yaml_entry(k, v, indent)]
+    if isinstance(value, list):
+        return [line for item in value for line in _yaml_item(item, indent)]
+    return []
+
+
+def _yaml_entry(key: str, value: Any, indent: int) -> list[str]:
+    """``key: value`` — a nested block, a literal block for multi-line text, or one line."""
+    pad = " " * indent
+    if isinstance(value, Mapping | list) and value:
+        return [f"{pad}{key}:", *_yaml(value, indent + 2)]
+    if isinstance(value, str) and "\n" in value:
+        body = [f"{pad}  {line}" if line else "" for line in value.rstrip("\n").split("\n")]
+        return [f"{pad}{key}: |", *body]
+    return [f"{pad}{key}: {_scalar(value)}"]
+
+
+def _yaml_item(item: Any, indent: int) -> list[str]:
+    """A list item: its block indented under ``- ``, the dash taking the place of the first line's indent."""
+    sub = _yaml(item, indent + 2)
+    if not sub:
+        return []
+    return [f"{' ' * indent}- {sub[0][indent + 2 :]}", *sub[1:]]
 
 
 def _scalar(value: Any) -> str:
