@@ -7,6 +7,7 @@ faces' hot paths are closures over plain local variables.
 
 from __future__ import annotations
 
+import functools
 import math
 import pickle
 import random
@@ -26,6 +27,21 @@ from buttress.errors import ConfigError
 from buttress.telemetry import Registry
 
 __all__ = ["CacheCore", "CacheOptions", "estimate_size"]
+
+
+def _check_options(name: str, ttl: Any, serve_stale: float, early_recompute: float, lease: float) -> None:
+    """Raise one :class:`ConfigError` naming every option of ``name`` that cannot work."""
+    problems = []
+    if not (isinstance(ttl, int | float) and ttl > 0):
+        problems.append(f"ttl must be a positive number of seconds, got {ttl!r}")
+    if serve_stale < 0:
+        problems.append(f"serve_stale must be >= 0 seconds, got {serve_stale!r}")
+    if early_recompute < 0:
+        problems.append(f"early_recompute (XFetch beta) must be >= 0, got {early_recompute!r}")
+    if lease < 0:
+        problems.append(f"lease must be >= 0 seconds, got {lease!r}")
+    if problems:
+        raise ConfigError(f"cache {name!r}: " + "; ".join(problems))
 
 
 class CacheOptions(TypedDict, total=False):
@@ -105,17 +121,7 @@ class CacheCore:
         registry: Registry | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        problems = []
-        if not (isinstance(ttl, int | float) and ttl > 0):
-            problems.append(f"ttl must be a positive number of seconds, got {ttl!r}")
-        if serve_stale < 0:
-            problems.append(f"serve_stale must be >= 0 seconds, got {serve_stale!r}")
-        if early_recompute < 0:
-            problems.append(f"early_recompute (XFetch beta) must be >= 0, got {early_recompute!r}")
-        if lease < 0:
-            problems.append(f"lease must be >= 0 seconds, got {lease!r}")
-        if problems:
-            raise ConfigError(f"cache {name!r}: " + "; ".join(problems))
+        _check_options(name, ttl, serve_stale, early_recompute, lease)
         self.name = name
         self.clock = clock
         self.ttl = float(ttl)
@@ -149,65 +155,83 @@ class CacheCore:
         # Bumped by every write, delete and invalidation: a load that started before one of them does
         # not store what it loaded (it may predate the change), it only returns it.
         self.epoch = 0
+        if weigher is None and max_bytes is not None:
+            weigher = estimate_size
+        self.weigher = weigher
+        self.local_tags = LocalTags()
 
         # -- backend ---------------------------------------------------------------------------------
-        self.store: MemoryStore | None = None
         self.remote: Any = None  # RedisBackend
         self.tiered: Any = None  # TieredBackend
-        self.weigher = weigher if weigher is not None else (estimate_size if max_bytes is not None else None)
-        local_tags = LocalTags()
-        self.local_tags = local_tags
-        if isinstance(backend, MemoryStore):
-            self.store = backend
-            self.kind = "memory"
-        elif backend == "memory":
-            self.store = self._memory(max_entries, max_bytes, policy)
-            self.kind = "memory"
-        elif isinstance(backend, str):
-            from buttress.cache.backends.redis import RedisBackend
-
-            self.remote = RedisBackend(
-                backend,
-                prefix=self.prefix,
-                serializer=self.serializer,
-                metrics=self.metrics,
-                socket_timeout=socket_timeout,
-                down_for=down_for,
-                clock=clock,
-                **(redis_options or {}),
-            )
-            use_l1 = True if tiered is None else tiered
-            if use_l1:
-                from buttress.cache.backends.tiered import TieredBackend
-
-                self.store = self._memory(max_entries, max_bytes, policy)
-                tags = RedisTags(self.remote, local_tags, remote_reads=False)
-                self.tiered = TieredBackend(
-                    self.store,
-                    self.remote,
-                    metrics=self.metrics,
-                    tags=tags,
-                    promote_ttl=self.ttl,
-                    l1_ttl=l1_ttl,
-                )
-                self.kind = "tiered"
-            else:
-                self.kind = "redis"
-        else:
-            raise ConfigError(
-                f"cache {name!r}: backend must be 'memory', a Redis URL or a MemoryStore, got {backend!r}"
-            )
-        self.tags: Tags
-        if self.kind == "memory":
-            self.tags = local_tags
-        elif self.kind == "tiered":
-            assert self.tiered is not None
-            self.tags = self.tiered.tags
-        else:
-            self.tags = RedisTags(self.remote, local_tags, remote_reads=True)
+        self.tags: Tags = self.local_tags
+        self.kind = "memory"
+        self.store: MemoryStore | None = self._open(
+            backend,
+            functools.partial(self._memory, max_entries, max_bytes, policy),
+            {"socket_timeout": socket_timeout, "down_for": down_for, **(redis_options or {})},
+            tiered=tiered is None or tiered,
+            l1_ttl=l1_ttl,
+        )
         if self.store is not None:
             store = self.store
             self.metrics.size_gauges(lambda: float(len(store)), self._bytes_estimate)
+
+    def _open(
+        self,
+        backend: str | MemoryStore,
+        new_store: Callable[[], MemoryStore],
+        redis: dict[str, Any],
+        *,
+        tiered: bool,
+        l1_ttl: float | None,
+    ) -> MemoryStore | None:
+        """The in-process store for ``backend`` (``None`` for Redis alone); sets the shared tier's parts."""
+        if isinstance(backend, MemoryStore):
+            return backend
+        if backend == "memory":
+            return new_store()
+        if isinstance(backend, str):
+            return self._open_redis(backend, redis, new_store if tiered else None, l1_ttl)
+        raise ConfigError(
+            f"cache {self.name!r}: backend must be 'memory', a Redis URL or a MemoryStore, got {backend!r}"
+        )
+
+    def _open_redis(
+        self,
+        url: str,
+        options: dict[str, Any],
+        new_l1: Callable[[], MemoryStore] | None,
+        l1_ttl: float | None,
+    ) -> MemoryStore | None:
+        """Connect to Redis; with ``new_l1``, put that in-process store in front of it (tiered)."""
+        from buttress.cache.backends.redis import RedisBackend
+
+        self.remote = RedisBackend(
+            url,
+            prefix=self.prefix,
+            serializer=self.serializer,
+            metrics=self.metrics,
+            clock=self.clock,
+            **options,
+        )
+        if new_l1 is None:
+            self.kind = "redis"
+            self.tags = RedisTags(self.remote, self.local_tags, remote_reads=True)
+            return None
+        from buttress.cache.backends.tiered import TieredBackend
+
+        l1 = new_l1()
+        self.tiered = TieredBackend(
+            l1,
+            self.remote,
+            metrics=self.metrics,
+            tags=RedisTags(self.remote, self.local_tags, remote_reads=False),
+            promote_ttl=self.ttl,
+            l1_ttl=l1_ttl,
+        )
+        self.tags = self.tiered.tags
+        self.kind = "tiered"
+        return l1
 
     def _memory(self, max_entries: int | None, max_bytes: int | None, policy: str) -> MemoryStore:
         evictions = self.metrics.evictions
