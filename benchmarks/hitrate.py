@@ -16,12 +16,12 @@ Contestants:
 Workloads:
 
 * ``zipf-<α>``: Zipf(α) popularity over 100 000 keys, α = 0.8, 0.9, 1.0, 1 M requests (``--quick``:
-  200 000), caches of 0.1 %, 1 % and 10 % of the keys;
+  150 000), caches of 0.1 %, 1 % and 10 % of the keys;
 * ``shift``: Zipf 0.9 whose hot set is replaced by a fresh one halfway through (cache 1 %);
 * ``scan``: Zipf 0.9 with a burst of 5 000 never-repeated keys after every 20 000 requests (cache 1 %);
 * the traces in ``../shared/traces`` (or ``--traces DIR``): LIRS (gli, loop, multi2, sprite, ps,
   2_pools) and cache2k (orm-busy, web07), caches of 5 %, 20 % and 50 % of each trace's distinct keys.
-  ``--quick`` replays the first 500 000 requests of the long traces.
+  ``--quick`` replays the first 200 000 requests of the long traces.
 
 Trace credits: the cache2k traces orm-busy and web07 are © headissue GmbH / Jens Wilke, licensed
 CC BY 4.0; the LIRS traces were published by Song Jiang and Xiaodong Zhang (SIGMETRICS 2002); both
@@ -54,7 +54,7 @@ DEFAULT_TRACES = ROOT.parent / "shared" / "traces"
 ZIPF_KEYS = 100_000
 LIRS = ("gli", "loop", "multi2", "sprite", "ps", "2_pools")
 CACHE2K = ("orm-busy", "web07")
-QUICK_TRACE_LIMIT = 500_000
+QUICK_TRACE_LIMIT = 200_000
 
 
 @dataclass
@@ -134,7 +134,7 @@ def read_trace(path: Path, limit: int | None) -> list[str]:
 
 
 def workloads(quick: bool, traces: Path) -> Iterator[Workload]:
-    count = 200_000 if quick else 1_000_000
+    count = 150_000 if quick else 1_000_000
     zipf_sizes = [("0.1%", ZIPF_KEYS // 1000), ("1%", ZIPF_KEYS // 100), ("10%", ZIPF_KEYS // 10)]
     for i, alpha in enumerate((0.8, 0.9, 1.0)):
         yield Workload(f"zipf-{alpha}", lambda a=alpha, s=i: zipf_keys(a, count, 1000 + s), zipf_sizes)

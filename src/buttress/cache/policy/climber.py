@@ -86,6 +86,18 @@ class HillClimber:
         """Whether the current sample is complete."""
         return self.hits + self.misses >= self.sample_size
 
+    def discard(self, *, remember: bool) -> None:
+        """Close the current sample without stepping.
+
+        Args:
+            remember: keep its hit rate as the one the next sample is compared with.
+        """
+        requests = self.hits + self.misses
+        if remember and requests:
+            self.previous_hit_rate = self.hits / requests
+        self.hits = 0
+        self.misses = 0
+
     def adjust(self) -> int:
         """Close the current sample and return how much to grow (+) or shrink (−) the window."""
         requests = self.hits + self.misses

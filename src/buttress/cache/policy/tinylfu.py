@@ -270,7 +270,7 @@ class WTinyLfuPolicy:
         if self._total < self.maximum // 2:
             # Still filling: a hit rate that rises only because the cache is warming up says nothing
             # about the window, so discard the sample (Caffeine waits for its sketch the same way).
-            climber.hits = climber.misses = 0
+            climber.discard(remember=False)
             return
         amount = climber.adjust()
         before = self.window_maximum
