@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced-dev
 
-.PHONY: test demo lint typecheck pytest quality venv bench-venv clean lock
+.PHONY: test demo lint typecheck pytest quality venv bench-venv bench clean lock
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,27 @@ $(STAMP): requirements/dev.lock pyproject.toml | $(BIN)/uv
 
 venv: $(STAMP)
 
-bench-venv: $(STAMP)
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements/bench.lock
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
-	@rm -f $(STAMP)
+# Benchmarks run in their own environment: buttress with every extra plus the peers it is compared with.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.synced-bench
+$(BENCH_STAMP): requirements/bench.lock pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(BENCH_VENV)/bin/uv pip sync --quiet --python $(BENCH_VENV)/bin/python requirements/bench.lock
+	$(BENCH_VENV)/bin/uv pip install --quiet --python $(BENCH_VENV)/bin/python --no-deps -e .
+	@touch $(BENCH_STAMP)
+
+bench-venv: $(BENCH_STAMP)
+
+# Every area's benchmark in turn (BENCH_ARGS="--quick" for the short runs), then the summary table.
+BENCH_AREAS := telemetry resilience cache hitrate slo quality
+bench: $(BENCH_STAMP)
+	@mkdir -p .bench
+	@for area in $(BENCH_AREAS); do \
+		echo "== $$area"; \
+		$(BENCH_VENV)/bin/python benchmarks/$$area.py $(BENCH_ARGS) --json .bench/$$area.json || exit 1; \
+	done
+	$(BENCH_VENV)/bin/python benchmarks/summary.py $(addprefix .bench/,$(addsuffix .json,$(BENCH_AREAS)))
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -62,4 +79,4 @@ lock: | $(BIN)/uv
 	$(BIN)/uv pip compile --quiet pyproject.toml --extra bench --python-version 3.11 -o requirements/bench.lock
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) .bench .mypy_cache .ruff_cache .pytest_cache
