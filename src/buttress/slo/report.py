@@ -29,7 +29,7 @@ from typing import Any
 from buttress.errors import MeasureError
 from buttress.slo.engine import good_and_total
 from buttress.slo.spec import SLOSpec, format_duration
-from buttress.slo.store import AlertInterval, HistoryStore
+from buttress.slo.store import AlertInterval, HistoryStore, StoredRow
 from buttress.telemetry.sketch import Sketch
 
 __all__ = ["EndpointStats", "Report", "SLOResult", "build_report", "parse_period"]
@@ -186,9 +186,9 @@ class Report:
         else:
             out += ["| SLO | severity | started | ended | duration |", "|---|---|---|---|---|"]
             for i in self.incidents:
-                ended = "still firing" if i.ended is None else _iso(i.ended)
                 out.append(
-                    f"| {i.slo} | {i.severity} | {_iso(i.started)} | {ended} | {_human(self._duration(i))} |"
+                    f"| {i.slo} | {i.severity} | {_iso(i.started)} | {_ended(i)} | "
+                    f"{_human(self._duration(i))} |"
                 )
         return "\n".join(out) + "\n"
 
@@ -196,68 +196,73 @@ class Report:
 
     def to_html(self) -> str:
         """One self-contained HTML page with inline SVG charts of daily latency and remaining budget."""
-        e = html.escape
-        verdict = "met" if self.compliant else "not met"
-        rows = "".join(
-            f"<tr><td>{e(s.name)}</td><td>{e(_sli_text(s))}</td><td>{_pct(s.objective)}</td>"
-            f"<td>{_pct(s.sli_value)}{e(_observed(s))}</td><td>{s.budget_consumed:.1%}</td><td>{s.incidents}</td>"
-            f"<td class='{'ok' if s.compliant else 'bad'}'>{'met' if s.compliant else 'not met'}</td></tr>"
-            for s in self.slos
-        )
-        endpoints = "".join(
-            f"<tr><td>{e(p.method)} {e(p.route)}</td><td>{p.requests:,}</td><td>{p.error_rate:.3%}</td>"
-            f"<td>{_ms(p.p50)}</td><td>{_ms(p.p95)}</td><td>{_ms(p.p99)}</td></tr>"
-            for p in self.endpoints
-        )
-        incidents = (
-            "".join(
-                f"<tr><td>{e(i.slo)}</td><td>{e(i.severity)}</td><td>{_iso(i.started)}</td>"
-                f"<td>{'still firing' if i.ended is None else _iso(i.ended)}</td>"
-                f"<td>{_human(self._duration(i))}</td>"
-                f"<td>{e(i.summary)}</td></tr>"
-                for i in self.incidents
-            )
-            or "<tr><td colspan='6'>No alert fired during the period.</td></tr>"
-        )
-        days = [d["date"][8:] for d in self.daily]
-        latency = line_chart(
-            "Latency per day (all endpoints)",
-            days,
-            [
-                (name, color, [d[key] * 1000 if d[key] is not None else None for d in self.daily])
-                for name, key, color in (
-                    ("P50", "p50", "#4c78a8"),
-                    ("P95", "p95", "#f58518"),
-                    ("P99", "p99", "#e45756"),
-                )
-            ],
-            unit="ms",
-        )
-        palette = ("#54a24b", "#b279a2", "#9d755d", "#4c78a8", "#eeca3b", "#e45756")
-        budget = line_chart(
-            "Error budget remaining (end of day)",
-            days,
-            [
-                (s.name, palette[i % len(palette)], [v * 100 for _, v in s.daily_budget_remaining])
-                for i, s in enumerate(self.slos)
-            ],
-            unit="%",
-            zero_line=True,
-        )
         return _PAGE.format(
-            period=e(self.period),
+            period=html.escape(self.period),
             start=_iso(self.start),
             end=_iso(self.end),
             requests=f"{self.requests:,}",
             availability=_pct(self.availability),
-            verdict=verdict,
+            verdict="met" if self.compliant else "not met",
             verdict_class="ok" if self.compliant else "bad",
-            slo_rows=rows,
-            endpoint_rows=endpoints,
-            incident_rows=incidents,
-            latency_chart=latency,
-            budget_chart=budget,
+            slo_rows="".join(map(_html_slo_row, self.slos)),
+            endpoint_rows="".join(map(_html_endpoint_row, self.endpoints)),
+            incident_rows=self._html_incident_rows(),
+            latency_chart=self._latency_chart(),
+            budget_chart=self._budget_chart(),
         )
+
+    def _html_incident_rows(self) -> str:
+        e = html.escape
+        rows = [
+            f"<tr><td>{e(i.slo)}</td><td>{e(i.severity)}</td><td>{_iso(i.started)}</td>"
+            f"<td>{_ended(i)}</td><td>{_human(self._duration(i))}</td><td>{e(i.summary)}</td></tr>"
+            for i in self.incidents
+        ]
+        return "".join(rows) or "<tr><td colspan='6'>No alert fired during the period.</td></tr>"
+
+    def _latency_chart(self) -> str:
+        series = [
+            (name, color, [None if d[key] is None else d[key] * 1000 for d in self.daily])
+            for name, key, color in _LATENCY_SERIES
+        ]
+        return line_chart("Latency per day (all endpoints)", self._day_labels(), series, unit="ms")
+
+    def _budget_chart(self) -> str:
+        series = [
+            (s.name, _PALETTE[i % len(_PALETTE)], [v * 100 for _, v in s.daily_budget_remaining])
+            for i, s in enumerate(self.slos)
+        ]
+        title = "Error budget remaining (end of day)"
+        return line_chart(title, self._day_labels(), series, unit="%", zero_line=True)
+
+    def _day_labels(self) -> list[str]:
+        return [d["date"][8:] for d in self.daily]
+
+
+_LATENCY_SERIES = (("P50", "p50", "#4c78a8"), ("P95", "p95", "#f58518"), ("P99", "p99", "#e45756"))
+_PALETTE = ("#54a24b", "#b279a2", "#9d755d", "#4c78a8", "#eeca3b", "#e45756")
+
+
+def _html_slo_row(s: SLOResult) -> str:
+    e = html.escape
+    verdict = ("ok", "met") if s.compliant else ("bad", "not met")
+    return (
+        f"<tr><td>{e(s.name)}</td><td>{e(_sli_text(s))}</td><td>{_pct(s.objective)}</td>"
+        f"<td>{_pct(s.sli_value)}{e(_observed(s))}</td><td>{s.budget_consumed:.1%}</td><td>{s.incidents}</td>"
+        f"<td class='{verdict[0]}'>{verdict[1]}</td></tr>"
+    )
+
+
+def _html_endpoint_row(p: EndpointStats) -> str:
+    e = html.escape
+    return (
+        f"<tr><td>{e(p.method)} {e(p.route)}</td><td>{p.requests:,}</td><td>{p.error_rate:.3%}</td>"
+        f"<td>{_ms(p.p50)}</td><td>{_ms(p.p95)}</td><td>{_ms(p.p99)}</td></tr>"
+    )
+
+
+def _ended(i: AlertInterval) -> str:
+    return "still firing" if i.ended is None else _iso(i.ended)
 
 
 _PAGE = """<!doctype html>
@@ -309,60 +314,96 @@ def line_chart(
 
     ``None`` values break a line (a day without traffic).
     """
+    lo, hi, ticks = _nice_ticks(*_value_range(series, zero_line))
+    chart = _Chart(width, height, lo, hi, max(len(labels), 1))
     e = html.escape
-    left, right, top, bottom = 60, 20, 34, 40
-    plot_w, plot_h = width - left - right, height - top - bottom
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{e(title)}">',
+        f'<text x="{chart.left}" y="18" font-size="14" font-weight="600">{e(title)}</text>',
+        *chart.grid(ticks, unit),
+    ]
+    if zero_line and lo < 0 < hi:
+        parts.append(chart.rule(0.0, "#b3261e"))
+    parts += chart.x_labels(labels)
+    parts.append(chart.axes())
+    for k, (name, color, values) in enumerate(series):
+        parts += chart.series(k, name, color, values)
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _value_range(
+    series: Sequence[tuple[str, str, Sequence[float | None]]], zero_line: bool
+) -> tuple[float, float]:
+    """The lowest and highest finite value (0 included for a zero line); a span of 1 when flat or empty."""
     values = [v for _, _, vs in series for v in vs if v is not None and math.isfinite(v)]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     if zero_line:
         lo = min(lo, 0.0)
-    if not values or hi == lo:
+    if hi == lo:
         hi = lo + 1.0
-    lo, hi, ticks = _nice_ticks(lo, hi)
-    n = max(len(labels), 1)
+    return lo, hi
 
-    def x(i: int) -> float:
-        return left + (plot_w * (i + 0.5) / n)
 
-    def y(v: float) -> float:
-        return top + plot_h * (1 - (v - lo) / (hi - lo))
+class _Chart:
+    """The geometry of one chart: its plot area, and the scales from point index and value to SVG units."""
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{e(title)}">',
-        f'<text x="{left}" y="18" font-size="14" font-weight="600">{e(title)}</text>',
-    ]
-    for t in ticks:
-        parts.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eee"/>'
-        )
-        parts.append(
-            f'<text x="{left - 6}" y="{y(t) + 4:.1f}" font-size="11" text-anchor="end">'
-            f"{_tick(t)}{e(unit)}</text>"
-        )
-    if zero_line and lo < 0 < hi:
-        parts.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#b3261e"/>'
-        )
-    step = max(1, math.ceil(n / 16))
-    for i, label in enumerate(labels):
-        if i % step == 0:
+    __slots__ = ("height", "hi", "lo", "n", "plot_h", "plot_w", "width")
+
+    left, right, top, bottom = 60, 20, 34, 40  # margins for the y ticks, the title and the x labels
+
+    def __init__(self, width: int, height: int, lo: float, hi: float, n: int) -> None:
+        self.width, self.height = width, height
+        self.plot_w = width - self.left - self.right
+        self.plot_h = height - self.top - self.bottom
+        self.lo, self.hi, self.n = lo, hi, n
+
+    def x(self, i: int) -> float:
+        """The centre of the ``i``-th of ``n`` slots."""
+        return self.left + (self.plot_w * (i + 0.5) / self.n)
+
+    def y(self, v: float) -> float:
+        return self.top + self.plot_h * (1 - (v - self.lo) / (self.hi - self.lo))
+
+    def rule(self, v: float, color: str) -> str:
+        """A horizontal line across the plot at value ``v``."""
+        y = f"{self.y(v):.1f}"
+        return f'<line x1="{self.left}" x2="{self.width - self.right}" y1="{y}" y2="{y}" stroke="{color}"/>'
+
+    def grid(self, ticks: Sequence[float], unit: str) -> list[str]:
+        """A light rule and a label per tick."""
+        parts = []
+        for t in ticks:
+            parts.append(self.rule(t, "#eee"))
             parts.append(
-                f'<text x="{x(i):.1f}" y="{height - bottom + 16}" font-size="11" text-anchor="middle">'
-                f"{e(label)}</text>"
+                f'<text x="{self.left - 6}" y="{self.y(t) + 4:.1f}" font-size="11" text-anchor="end">'
+                f"{_tick(t)}{html.escape(unit)}</text>"
             )
-    parts.append(
-        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}" stroke="#999"/>'
-        f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#999"/>'
-    )
-    for k, (name, color, vs) in enumerate(series):
-        segments: list[list[str]] = [[]]
-        for i, v in enumerate(vs):
-            if v is None or not math.isfinite(v):
-                segments.append([])
-            else:
-                segments[-1].append(f"{x(i):.1f},{y(v):.1f}")
-        for seg in segments:
+        return parts
+
+    def x_labels(self, labels: Sequence[str]) -> list[str]:
+        """At most about 16 labels, evenly spaced."""
+        step = max(1, math.ceil(self.n / 16))
+        y = self.height - self.bottom + 16
+        return [
+            f'<text x="{self.x(i):.1f}" y="{y}" font-size="11" text-anchor="middle">'
+            f"{html.escape(label)}</text>"
+            for i, label in enumerate(labels)
+            if i % step == 0
+        ]
+
+    def axes(self) -> str:
+        left, right, bottom = self.left, self.width - self.right, self.top + self.plot_h
+        return (
+            f'<line x1="{left}" x2="{left}" y1="{self.top}" y2="{bottom}" stroke="#999"/>'
+            f'<line x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}" stroke="#999"/>'
+        )
+
+    def series(self, k: int, name: str, color: str, values: Sequence[float | None]) -> list[str]:
+        """The ``k``-th series: a polyline per unbroken run (a dot for a lone point), and its legend entry."""
+        parts = []
+        for seg in self._segments(values):
             if len(seg) > 1:
                 parts.append(
                     f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(seg)}"/>'
@@ -370,11 +411,20 @@ def line_chart(
             elif seg:
                 cx, cy = seg[0].split(",")
                 parts.append(f'<circle cx="{cx}" cy="{cy}" r="2.5" fill="{color}"/>')
-        lx = left + 10 + k * 150
-        parts.append(f'<rect x="{lx}" y="{height - 14}" width="12" height="4" fill="{color}"/>')
-        parts.append(f'<text x="{lx + 16}" y="{height - 9}" font-size="11">{e(name)}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
+        lx = self.left + 10 + k * 150
+        parts.append(f'<rect x="{lx}" y="{self.height - 14}" width="12" height="4" fill="{color}"/>')
+        parts.append(f'<text x="{lx + 16}" y="{self.height - 9}" font-size="11">{html.escape(name)}</text>')
+        return parts
+
+    def _segments(self, values: Sequence[float | None]) -> list[list[str]]:
+        """``x,y`` points split wherever a value is missing or not finite."""
+        segments: list[list[str]] = [[]]
+        for i, v in enumerate(values):
+            if v is None or not math.isfinite(v):
+                segments.append([])
+            else:
+                segments[-1].append(f"{self.x(i):.1f},{self.y(v):.1f}")
+        return segments
 
 
 def _nice_ticks(lo: float, hi: float, count: int = 5) -> tuple[float, float, list[float]]:
@@ -401,6 +451,66 @@ def _tick(v: float) -> str:
 # --------------------------------------------------------------------------------------------------------
 
 
+class _Tally:
+    """Requests, 5xx responses and the merged latency sketch of some rows (an endpoint, or a day)."""
+
+    __slots__ = ("errors", "requests", "sketch")
+
+    def __init__(self) -> None:
+        self.sketch = Sketch()
+        self.requests = 0
+        self.errors = 0
+
+    def add(self, row: StoredRow) -> None:
+        self.sketch.merge(row.sketch)
+        self.requests += row.count
+        if row.status_class == "5xx":
+            self.errors += row.count
+
+    def quantiles(self) -> list[float | None]:
+        """P50, P95 and P99, or three ``None`` without traffic."""
+        if not self.sketch.count:
+            return [None, None, None]
+        return list(self.sketch.quantiles((0.5, 0.95, 0.99)))
+
+
+class _PeriodTotals:
+    """Everything a report needs from the period's rows, gathered in one pass over them."""
+
+    __slots__ = ("_selection", "days", "endpoints", "rows", "slo_days", "specs", "start")
+
+    def __init__(self, specs: Sequence[SLOSpec], start: float, days: int) -> None:
+        self.specs = specs
+        self.start = start
+        self.rows = 0
+        self.endpoints: dict[tuple[str, str], _Tally] = {}  # (route, method) -> tally
+        self.days = [_Tally() for _ in range(days)]
+        self.slo_days = {s.name: [[0.0, 0.0] for _ in range(days)] for s in specs}  # [good, total] per day
+        self._selection: dict[tuple[str, str], list[SLOSpec]] = {}  # which SLOs count an endpoint
+
+    def add(self, row: StoredRow) -> None:
+        self.rows += 1
+        day = int((row.start - self.start) // _DAY)
+        key = (row.route, row.method)
+        tally = self.endpoints.get(key)
+        if tally is None:
+            tally = self.endpoints[key] = _Tally()
+        tally.add(row)
+        self.days[day].add(row)
+        chosen = self._selection.get(key)
+        if chosen is None:
+            chosen = self._selection[key] = [s for s in self.specs if s.selects(*key)]
+        sample = row.sample()
+        for spec in chosen:
+            good, total = good_and_total(spec, sample, row.count)
+            cell = self.slo_days[spec.name][day]
+            cell[0] += good
+            cell[1] += total
+
+    def day_label(self, day: int) -> str:
+        return _iso(self.start + day * _DAY)[:10]
+
+
 def build_report(store: HistoryStore, specs: Sequence[SLOSpec], period: str) -> Report:
     """Compute the SLA report for ``period`` (``YYYY-MM``) from the history in ``store``.
 
@@ -410,110 +520,92 @@ def build_report(store: HistoryStore, specs: Sequence[SLOSpec], period: str) -> 
         HistoryCorruptError: the store is damaged.
     """
     start, end = parse_period(period)
-    days = int((end - start) // _DAY)
-    endpoints: dict[tuple[str, str], list[Any]] = {}  # (route, method) -> [sketch, requests, errors]
-    daily_sketch = [Sketch() for _ in range(days)]
-    daily_requests = [0] * days
-    daily_errors = [0] * days
-    per_slo = {s.name: [[0.0, 0.0] for _ in range(days)] for s in specs}
-    selection: dict[tuple[str, str], list[SLOSpec]] = {}
-    seen = False
+    totals = _PeriodTotals(specs, start, int((end - start) // _DAY))
     for row in store.rows(start, end):
-        seen = True
-        day = int((row.start - start) // _DAY)
-        key = (row.route, row.method)
-        acc = endpoints.get(key)
-        if acc is None:
-            acc = endpoints[key] = [Sketch(), 0, 0]
-        acc[0].merge(row.sketch)
-        acc[1] += row.count
-        daily_sketch[day].merge(row.sketch)
-        daily_requests[day] += row.count
-        if row.status_class == "5xx":
-            acc[2] += row.count
-            daily_errors[day] += row.count
-        chosen = selection.get(key)
-        if chosen is None:
-            chosen = selection[key] = [s for s in specs if s.selects(*key)]
-        sample = row.sample()
-        for spec in chosen:
-            good, total = good_and_total(spec, sample, row.count)
-            cell = per_slo[spec.name][day]
-            cell[0] += good
-            cell[1] += total
-    if not seen:
+        totals.add(row)
+    if not totals.rows:
         raise MeasureError(
             f"The SLO history {store.path} has no requests in {period}; record traffic with the SLO "
             "middleware and an SLOMonitor, or pick another --period."
         )
     incidents = store.alerts(start, end)
-    results = []
-    for spec in specs:
-        cells = per_slo[spec.name]
-        good = sum(c[0] for c in cells)
-        total = sum(c[1] for c in cells)
-        sli = good / total if total else 1.0
-        allowance = spec.error_budget * total
-        consumed = (total - good) / allowance if allowance else 0.0
-        remaining = []
-        bad_so_far = 0.0
-        for d, (g, t) in enumerate(cells):
-            bad_so_far += t - g
-            remaining.append(
-                (_iso(start + d * _DAY)[:10], 1.0 - bad_so_far / allowance if allowance else 1.0)
-            )
-        observed = None
-        if spec.sli == "latency":
-            merged = Sketch()
-            for (route, method), acc in endpoints.items():
-                if spec.selects(route, method):
-                    merged.merge(acc[0])
-            observed = merged.quantile(spec.objective) if merged.count else None
-        results.append(
-            SLOResult(
-                name=spec.name,
-                sli=spec.sli,
-                objective=spec.objective,
-                threshold=spec.threshold,
-                good=good,
-                total=total,
-                sli_value=sli,
-                budget_consumed=consumed,
-                compliant=sli >= spec.objective,
-                observed_percentile=observed,
-                incidents=sum(1 for i in incidents if i.slo == spec.name),
-                daily_budget_remaining=remaining,
-            )
-        )
-    stats = []
-    for (route, method), (sketch, requests, errors) in sorted(endpoints.items(), key=lambda kv: -kv[1][1]):
-        p50, p95, p99 = sketch.quantiles((0.5, 0.95, 0.99))
-        stats.append(EndpointStats(route, method, requests, errors, p50, p95, p99))
-    daily = []
-    for d in range(days):
-        sketch = daily_sketch[d]
-        qs: list[float | None] = list(sketch.quantiles((0.5, 0.95, 0.99))) if sketch.count else [None] * 3
-        daily.append(
-            {
-                "date": _iso(start + d * _DAY)[:10],
-                "requests": daily_requests[d],
-                "errors": daily_errors[d],
-                "p50": qs[0],
-                "p95": qs[1],
-                "p99": qs[2],
-            }
-        )
     return Report(
         period=period,
         start=start,
         end=end,
-        requests=sum(daily_requests),
-        errors=sum(daily_errors),
-        slos=results,
-        endpoints=stats,
+        requests=sum(d.requests for d in totals.days),
+        errors=sum(d.errors for d in totals.days),
+        slos=[_slo_result(spec, totals, incidents) for spec in specs],
+        endpoints=_endpoint_stats(totals.endpoints),
         incidents=incidents,
-        daily=daily,
+        daily=[_daily_row(totals.day_label(d), tally) for d, tally in enumerate(totals.days)],
     )
+
+
+def _slo_result(spec: SLOSpec, totals: _PeriodTotals, incidents: Sequence[AlertInterval]) -> SLOResult:
+    cells = totals.slo_days[spec.name]
+    good = sum(c[0] for c in cells)
+    total = sum(c[1] for c in cells)
+    sli = good / total if total else 1.0
+    allowance = spec.error_budget * total  # the bad requests the month's traffic allows
+    return SLOResult(
+        name=spec.name,
+        sli=spec.sli,
+        objective=spec.objective,
+        threshold=spec.threshold,
+        good=good,
+        total=total,
+        sli_value=sli,
+        budget_consumed=(total - good) / allowance if allowance else 0.0,
+        compliant=sli >= spec.objective,
+        observed_percentile=_observed_percentile(spec, totals.endpoints),
+        incidents=sum(1 for i in incidents if i.slo == spec.name),
+        daily_budget_remaining=_budget_remaining(cells, allowance, totals),
+    )
+
+
+def _budget_remaining(
+    cells: list[list[float]], allowance: float, totals: _PeriodTotals
+) -> list[tuple[str, float]]:
+    """The share of the month's budget left at the end of each day."""
+    remaining = []
+    bad_so_far = 0.0
+    for d, (good, total) in enumerate(cells):
+        bad_so_far += total - good
+        remaining.append((totals.day_label(d), 1.0 - bad_so_far / allowance if allowance else 1.0))
+    return remaining
+
+
+def _observed_percentile(spec: SLOSpec, endpoints: dict[tuple[str, str], _Tally]) -> float | None:
+    """For a latency SLO, the percentile its objective names (P99 for 0.99) over its endpoints."""
+    if spec.sli != "latency":
+        return None
+    merged = Sketch()
+    for (route, method), tally in endpoints.items():
+        if spec.selects(route, method):
+            merged.merge(tally.sketch)
+    return merged.quantile(spec.objective) if merged.count else None
+
+
+def _endpoint_stats(endpoints: dict[tuple[str, str], _Tally]) -> list[EndpointStats]:
+    """One row per endpoint, the busiest first."""
+    stats = []
+    for (route, method), tally in sorted(endpoints.items(), key=lambda kv: -kv[1].requests):
+        p50, p95, p99 = tally.sketch.quantiles((0.5, 0.95, 0.99))
+        stats.append(EndpointStats(route, method, tally.requests, tally.errors, p50, p95, p99))
+    return stats
+
+
+def _daily_row(date: str, tally: _Tally) -> dict[str, Any]:
+    p50, p95, p99 = tally.quantiles()
+    return {
+        "date": date,
+        "requests": tally.requests,
+        "errors": tally.errors,
+        "p50": p50,
+        "p95": p95,
+        "p99": p99,
+    }
 
 
 def _iso(ts: float) -> str:
