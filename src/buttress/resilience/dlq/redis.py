@@ -381,14 +381,9 @@ class RedisStore(Store):
         """Take over entries whose lease ran out, page by page, until ``limit`` or the end of the stream."""
         start = "0-0"
         while len(claimed.got) < limit:
-            reply = self._run(
-                self._redis.xautoclaim,
-                stream,
-                GROUP,
-                consumer,
-                lease_ms,
-                start,
-                count=limit - len(claimed.got),
+            count = limit - len(claimed.got)
+            reply = self._in_group(
+                ["0-0", []], self._redis.xautoclaim, stream, GROUP, consumer, lease_ms, start, count=count
             )
             claimed.keep(reply[1])
             start = reply[0]
@@ -397,13 +392,21 @@ class RedisStore(Store):
 
     def _read_new(self, stream: str, consumer: str, count: int) -> builtins.list[Any]:
         """Up to ``count`` entries never delivered to any consumer, as ``(id, fields)`` pairs."""
+        reply = self._in_group([], self._redis.xreadgroup, GROUP, consumer, {stream: ">"}, count=count)
+        return [entry for _, entries in reply for entry in entries]
+
+    def _in_group(self, empty: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a consumer-group command; ``empty`` when the stream has no group yet.
+
+        The group is created with the first item put under a policy, so a missing one means that nothing
+        was ever stored there: there is nothing to claim, which is not a failure of the store.
+        """
         try:
-            reply = self._run(self._redis.xreadgroup, GROUP, consumer, {stream: ">"}, count=count)
+            return self._run(fn, *args, **kwargs)
         except StoreError as exc:
             if "NOGROUP" not in str(exc):
                 raise
-            return []  # no item was ever stored under this policy
-        return [entry for _, entries in reply for entry in entries]
+            return empty
 
     def ack(self, letter: DeadLetter, consumer: str) -> bool:
         """Delete ``letter`` if ``consumer`` still holds it."""
