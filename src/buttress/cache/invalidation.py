@@ -319,41 +319,53 @@ class _Listener(threading.Thread):
         self.connected = False
         self._stop_event = threading.Event()
         self._pubsub: Any = None
+        self._backoff = retry_after
 
     def run(self) -> None:
-        backoff = self.retry_after
+        self._backoff = self.retry_after
         while not self._stop_event.is_set():
             try:
-                # Subscribe confirmations are wanted: the subscription is live only once one arrives.
-                pubsub = self.client.pubsub()
-                self._pubsub = pubsub
-                pubsub.subscribe(self.channel)
-                while not self._stop_event.is_set():
-                    confirm = pubsub.get_message(timeout=1.0)
-                    if confirm is not None and confirm.get("type") == "subscribe":
-                        break
-                self.connected = True
-                backoff = self.retry_after
-                if self.on_connect is not None:
-                    self.on_connect()
-                self.ready.set()
-                while not self._stop_event.is_set():
-                    message = pubsub.get_message(timeout=0.5)
-                    if message is not None and message.get("type") == "message":
-                        self.deliver(message["data"])
+                self._pubsub = self.client.pubsub()
+                self._subscribe(self._pubsub)
+                self._listen(self._pubsub)
             except Exception:  # any failure of the connection: note it, back off, resubscribe
-                if self.connected and self.on_disconnect is not None:
-                    self.on_disconnect()
-                self.connected = False
-                self._stop_event.wait(backoff)
-                backoff = min(backoff * 2, 1.0)
+                self._lost()
             finally:
-                try:
-                    if self._pubsub is not None:
-                        self._pubsub.close()
-                except Exception:  # the connection may already be gone
-                    pass
-                self._pubsub = None
+                self._close_pubsub()
+
+    def _subscribe(self, pubsub: Any) -> None:
+        # Subscribe confirmations are wanted: the subscription is live only once one arrives.
+        pubsub.subscribe(self.channel)
+        while not self._stop_event.is_set():
+            confirm = pubsub.get_message(timeout=1.0)
+            if confirm is not None and confirm.get("type") == "subscribe":
+                break
+        self.connected = True
+        self._backoff = self.retry_after
+        if self.on_connect is not None:
+            self.on_connect()
+        self.ready.set()
+
+    def _listen(self, pubsub: Any) -> None:
+        while not self._stop_event.is_set():
+            message = pubsub.get_message(timeout=0.5)
+            if message is not None and message.get("type") == "message":
+                self.deliver(message["data"])
+
+    def _lost(self) -> None:
+        if self.connected and self.on_disconnect is not None:
+            self.on_disconnect()
+        self.connected = False
+        self._stop_event.wait(self._backoff)
+        self._backoff = min(self._backoff * 2, 1.0)
+
+    def _close_pubsub(self) -> None:
+        try:
+            if self._pubsub is not None:
+                self._pubsub.close()
+        except Exception:  # the connection may already be gone
+            pass
+        self._pubsub = None
 
     def stop(self) -> None:
         """Ask the thread to finish and wait for it (at most a few seconds)."""
