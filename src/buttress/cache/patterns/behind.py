@@ -306,28 +306,39 @@ class WriteBehind:
                 rows = self.journal.pending(self.batch_size)
                 if not rows:
                     break
-                latest: dict[str, bytes] = {}
-                for _, key, data in rows:
-                    latest[key] = data  # rows are oldest first: the last one wins
-                batch = {key: pickle.loads(data) for key, data in latest.items()}
-                try:
-                    self._write(batch)
-                except Exception as exc:
-                    self.failures.value += 1
-                    self.last_error = exc
-                    if self.dead_letter is None:
-                        break
-                    for key, value in batch.items():
-                        self.dead_letter.put(key, value, exc)
-                    self.dead_lettered.value += len(batch)
-                else:
-                    self.flushed.value += len(batch)
-                    total += len(batch)
+                written = self._send(rows)
+                if written is None:
+                    break
+                total += written
                 self.journal.ack([row[0] for row in rows])
                 self._pending_count = max(0, self._pending_count - len(rows))
                 if len(rows) < self.batch_size:
                     break
         return total
+
+    def _send(self, rows: list[Row]) -> int | None:
+        """Write one batch, a key's last write only; how many reached the source.
+
+        ``None`` when the source refused the batch and there is no dead-letter sink: it stays queued.
+        A dead-lettered batch counts 0 (it leaves the journal without reaching the source).
+        """
+        latest: dict[str, bytes] = {}
+        for _, key, data in rows:
+            latest[key] = data  # rows are oldest first: the last one wins
+        batch = {key: pickle.loads(data) for key, data in latest.items()}
+        try:
+            self._write(batch)
+        except Exception as exc:
+            self.failures.value += 1
+            self.last_error = exc
+            if self.dead_letter is None:
+                return None
+            for key, value in batch.items():
+                self.dead_letter.put(key, value, exc)
+            self.dead_lettered.value += len(batch)
+            return 0
+        self.flushed.value += len(batch)
+        return len(batch)
 
     def _run(self) -> None:
         while not self._stop.is_set():
