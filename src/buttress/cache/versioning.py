@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import typing
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["describe", "fingerprint"]
@@ -62,30 +63,79 @@ def _hints(tp: Any) -> dict[str, Any]:
         return dict(getattr(tp, "__annotations__", {}))
 
 
-def _fields(tp: Any) -> list[tuple[str, Any]] | None:
+Fields = list[tuple[str, Any]]
+
+
+def _fields(tp: Any) -> Fields | None:
+    """``(name, type)`` of each field of a structured type, by the first reader that knows its kind."""
     if not isinstance(tp, type):
         return None
-    if dataclasses.is_dataclass(tp):
-        hints = _hints(tp)
-        return [(f.name, hints.get(f.name, f.type)) for f in dataclasses.fields(tp)]
-    model_fields = getattr(tp, "model_fields", None)  # pydantic v2
-    if isinstance(model_fields, dict):
-        return [(name, getattr(info, "annotation", Any)) for name, info in model_fields.items()]
-    v1_fields = getattr(tp, "__fields__", None)  # pydantic v1
-    if isinstance(v1_fields, dict) and hasattr(tp, "__config__"):
-        return [(name, getattr(info, "outer_type_", Any)) for name, info in v1_fields.items()]
-    struct_fields = getattr(tp, "__struct_fields__", None)  # msgspec.Struct
-    if isinstance(struct_fields, tuple):
-        hints = _hints(tp)
-        return [(name, hints.get(name, Any)) for name in struct_fields]
-    attrs = getattr(tp, "__attrs_attrs__", None)  # attrs
-    if attrs is not None:
-        return [(a.name, a.type) for a in attrs]
-    if typing.is_typeddict(tp):
-        hints = _hints(tp)
-        required: frozenset[str] = getattr(tp, "__required_keys__", frozenset())
-        return [(f"{name}{'' if name in required else '?'}", hints[name]) for name in hints]
-    if issubclass(tp, tuple) and hasattr(tp, "_fields"):  # NamedTuple
-        hints = _hints(tp)
-        return [(name, hints.get(name, Any)) for name in tp._fields]
+    for read in _READERS:
+        fields = read(tp)
+        if fields is not None:
+            return fields
     return None
+
+
+def _dataclass(tp: type) -> Fields | None:
+    if not dataclasses.is_dataclass(tp):
+        return None
+    hints = _hints(tp)
+    return [(f.name, hints.get(f.name, f.type)) for f in dataclasses.fields(tp)]
+
+
+def _pydantic_v2(tp: type) -> Fields | None:
+    model_fields = getattr(tp, "model_fields", None)
+    if not isinstance(model_fields, dict):
+        return None
+    return [(name, getattr(info, "annotation", Any)) for name, info in model_fields.items()]
+
+
+def _pydantic_v1(tp: type) -> Fields | None:
+    v1_fields = getattr(tp, "__fields__", None)
+    if not (isinstance(v1_fields, dict) and hasattr(tp, "__config__")):
+        return None
+    return [(name, getattr(info, "outer_type_", Any)) for name, info in v1_fields.items()]
+
+
+def _msgspec(tp: type) -> Fields | None:
+    struct_fields = getattr(tp, "__struct_fields__", None)
+    if not isinstance(struct_fields, tuple):
+        return None
+    hints = _hints(tp)
+    return [(name, hints.get(name, Any)) for name in struct_fields]
+
+
+def _attrs(tp: type) -> Fields | None:
+    attrs = getattr(tp, "__attrs_attrs__", None)
+    if attrs is None:
+        return None
+    return [(a.name, a.type) for a in attrs]
+
+
+def _typeddict(tp: type) -> Fields | None:
+    if not typing.is_typeddict(tp):
+        return None
+    hints = _hints(tp)
+    required: frozenset[str] = getattr(tp, "__required_keys__", frozenset())
+    return [(f"{name}{'' if name in required else '?'}", hints[name]) for name in hints]
+
+
+def _namedtuple(tp: type) -> Fields | None:
+    if not (issubclass(tp, tuple) and hasattr(tp, "_fields")):
+        return None
+    hints = _hints(tp)
+    return [(name, hints.get(name, Any)) for name in tp._fields]
+
+
+# The first reader that answers wins: a pydantic v2 model still answers ``__fields__`` (with a
+# deprecation warning), so v2 is asked before v1.
+_READERS: tuple[Callable[[type], Fields | None], ...] = (
+    _dataclass,
+    _pydantic_v2,
+    _pydantic_v1,
+    _msgspec,
+    _attrs,
+    _typeddict,
+    _namedtuple,
+)
