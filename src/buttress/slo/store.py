@@ -107,6 +107,13 @@ class AlertInterval:
     summary: str
 
 
+def _check_retention(raw_retention: float, retention: float) -> None:
+    if raw_retention < 3 * 86400.0:
+        raise ValueError("raw_retention must be at least 3 days: the 3-day alert window is read from minutes")
+    if retention < raw_retention:
+        raise ValueError("retention (hours) must be at least raw_retention (minutes)")
+
+
 class HistoryStore:
     """Per-minute HTTP aggregates and alert intervals in one SQLite file, safe for several processes.
 
@@ -129,12 +136,7 @@ class HistoryStore:
         retention: float = 400 * 86400.0,
         check: bool = True,
     ) -> None:
-        if raw_retention < 3 * 86400.0:
-            raise ValueError(
-                "raw_retention must be at least 3 days: the 3-day alert window is read from minutes"
-            )
-        if retention < raw_retention:
-            raise ValueError("retention (hours) must be at least raw_retention (minutes)")
+        _check_retention(raw_retention, retention)
         self.path = Path(path)
         self.raw_retention = raw_retention
         self.retention = retention
@@ -147,27 +149,40 @@ class HistoryStore:
         conn = self._conn()
         try:
             if existed and check:
-                rows = conn.execute("PRAGMA quick_check").fetchall()
-                if rows != [("ok",)]:
-                    raise HistoryCorruptError(str(self.path), "; ".join(str(r[0]) for r in rows[:3]))
+                self._quick_check(conn)
             with self._write(conn):
-                if not existed:
-                    for statement in _DDL.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (_SCHEMA_VERSION,))
-                    version = (_SCHEMA_VERSION,)
-                else:
-                    version = conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
-                if version is None:
-                    raise HistoryCorruptError(str(self.path), "it has no buttress schema version")
-                if version[0] != _SCHEMA_VERSION:
-                    raise HistoryCorruptError(
-                        str(self.path),
-                        f"schema version {version[0]!r}, this buttress reads {_SCHEMA_VERSION!r}",
-                    )
+                version = self._read_version(conn) if existed else self._create(conn)
+            self._check_version(version)
         except sqlite3.DatabaseError as exc:
             raise HistoryCorruptError(str(self.path), str(exc)) from None
+
+    def _quick_check(self, conn: sqlite3.Connection) -> None:
+        rows = conn.execute("PRAGMA quick_check").fetchall()
+        if rows != [("ok",)]:
+            raise HistoryCorruptError(str(self.path), "; ".join(str(r[0]) for r in rows[:3]))
+
+    def _check_version(self, version: str | None) -> None:
+        if version is None:
+            raise HistoryCorruptError(str(self.path), "it has no buttress schema version")
+        if version != _SCHEMA_VERSION:
+            raise HistoryCorruptError(
+                str(self.path), f"schema version {version!r}, this buttress reads {_SCHEMA_VERSION!r}"
+            )
+
+    @staticmethod
+    def _create(conn: sqlite3.Connection) -> str:
+        """Create the tables in a new file; returns the schema version written."""
+        for statement in _DDL.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (_SCHEMA_VERSION,))
+        return _SCHEMA_VERSION
+
+    @staticmethod
+    def _read_version(conn: sqlite3.Connection) -> str | None:
+        """The schema version an existing file records (None when it records none)."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        return None if row is None else str(row[0])
 
     # -- connections -----------------------------------------------------------------------------------
 
