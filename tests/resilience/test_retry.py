@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from typing import Any
@@ -230,6 +231,46 @@ def test_throttle_counts_errors_the_dependency_answered_as_accepted(clock, regis
     assert (throttle.requests, throttle.accepts) == (1, 1)
 
 
+class Fixed(random.Random):
+    """A random source that always draws ``x``, so the throttle's choices are known in advance."""
+
+    def __init__(self, x: float) -> None:
+        super().__init__(0)
+        self.x = x
+
+    def random(self) -> float:
+        return self.x
+
+
+def test_throttle_counts_retried_answers_and_may_refuse_a_retry(clock, registry) -> None:
+    # Draws of 0.99 let a request through unless nearly every earlier one went unanswered.
+    throttle = AdaptiveThrottle(k=2, clock=clock, rng=Fixed(0.99))
+    retry = Retry(
+        "r",
+        attempts=3,
+        base=0,
+        retry_if_result=lambda r: r is None,
+        throttle=throttle,
+        clock=clock,
+        registry=registry,
+    )
+    rec = Recorder(clock, Faults(clock=clock).fail(1, ConnectionError()).returns(None))
+    assert retry.call(rec) == "ok"
+    # Three requests; the rejected result and the success were answers, the connection error was not.
+    assert (throttle.requests, throttle.accepts) == (3, 2)
+    assert counts(registry) == {"successful_with_retry": 1}
+
+    # Draws of 0.0 refuse a request whenever the rejection probability is above zero.
+    strict = AdaptiveThrottle(k=2, clock=clock, rng=Fixed(0.0))
+    retry = Retry("s", attempts=3, base=0, throttle=strict, clock=clock, registry=registry)
+    down = Faults(clock=clock).always(ConnectionError())
+    with pytest.raises(ThrottledError) as info:
+        retry.call(down.wrap(lambda: "ok"))
+    assert down.calls == 1  # the retry was refused locally and never sent
+    assert info.value.retry_attempts == 1  # type: ignore[attr-defined]
+    assert counts(registry, "s") == {"failed_without_retry": 1}
+
+
 def test_attempts_block(clock, registry) -> None:
     retry = Retry("r", attempts=3, base=1, jitter="none", clock=clock, registry=registry)
     seen = []
@@ -251,6 +292,28 @@ def test_attempts_block(clock, registry) -> None:
     with pytest.raises(KeyError):
         block()
     assert tried == [1]
+
+
+def test_attempts_block_feeds_the_throttle_and_lets_base_exceptions_through(clock, registry) -> None:
+    throttle = AdaptiveThrottle(k=2, clock=clock, rng=Fixed(0.99))
+    retry = Retry("r", attempts=3, base=0, throttle=throttle, clock=clock, registry=registry)
+    for attempt in retry.attempts():
+        with attempt:
+            if attempt.number == 1:
+                raise ConnectionError
+    assert (throttle.requests, throttle.accepts) == (2, 1)
+    tried = []
+
+    def cancelled() -> None:
+        for attempt in retry.attempts():
+            with attempt:
+                tried.append(attempt.number)
+                raise asyncio.CancelledError  # not a failure of the dependency: never retried or counted
+
+    with pytest.raises(asyncio.CancelledError):
+        cancelled()
+    assert tried == [1]
+    assert counts(registry) == {"successful_with_retry": 1}
 
 
 @pytest.mark.parametrize(
@@ -285,3 +348,5 @@ def test_bad_budget_and_throttle() -> None:
         AdaptiveThrottle(window="0s")
     with pytest.raises(TypeError, match="RetryBudget"):
         Retry(budget=0.1, registry=Registry())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="AdaptiveThrottle"):
+        Retry(throttle=2, registry=Registry())  # type: ignore[arg-type]
