@@ -10,6 +10,7 @@ import pytest
 from buttress.clock import VirtualClock
 from buttress.errors import ConfigError
 from buttress.resilience import CircuitBreaker, CircuitOpenError, exponential_wait
+from buttress.resilience.circuit import _parse_window
 from buttress.telemetry import EventStream, Registry, StateTransition, capture_events
 from buttress.testing import Faults
 
@@ -400,6 +401,103 @@ def test_context_manager_records_blocks(virtual_clock, registry, events) -> None
     assert breaker.state == "closed"
 
 
+def test_blocks_classify_outcomes_like_calls(virtual_clock, registry, events) -> None:
+    breaker = make(virtual_clock, registry, events, slow_call_duration=1, ignore_on=LookupError)
+    with breaker:
+        virtual_clock.advance(2)  # the block ran slowly
+    with pytest.raises(KeyError), breaker:
+        raise KeyError("ignored")
+
+    def moved_while_running() -> None:
+        with breaker:
+            breaker.reset()  # something moves the breaker while the block runs
+            raise ConnectionError("late")
+
+    with pytest.raises(ConnectionError):
+        moved_while_running()
+    kinds = {
+        k: registry.value("buttress_circuitbreaker_calls", {"name": "svc", "kind": k})
+        for k in ("slow_successful", "ignored", "failed")
+    }
+    assert kinds == {"slow_successful": 1, "ignored": 1, "failed": 1}  # all counted...
+    m = breaker.metrics()
+    assert (m.calls, m.failed) == (
+        0,
+        0,
+    )  # ...none in the fresh window: the late failure belonged to the old one
+
+
+def test_result_failures_slide_out_of_a_count_window(virtual_clock, registry, events) -> None:
+    breaker = make(virtual_clock, registry, events, failure_if_result=lambda r: r == "bad")
+
+    def bad() -> str:
+        return "bad"
+
+    assert breaker.call(bad) == "bad"
+    for _ in range(4):
+        assert breaker.call(ok) == "ok"
+    m = breaker.metrics()
+    assert (m.calls, m.failed) == (4, 0)  # the bad result was pushed out by four good ones
+    breaker.call(bad)
+    breaker.call(bad)
+    assert breaker.state == "open"
+
+
+def test_half_open_expiry_is_noticed_by_the_next_call(virtual_clock, registry, events) -> None:
+    breaker = make(virtual_clock, registry, events, half_open_calls=2, max_wait_half_open=5)
+    breaker.transition_to("half_open")
+    breaker.call(ok)  # one trial of two; the other never comes
+    virtual_clock.advance(5)
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.call(ok)  # no read of `state` in between: the call itself makes the move
+    assert (info.value.state, info.value.retry_after) == ("open", 10)
+    assert transitions(events)[-1] == ("half_open", "open")
+    assert breaker.retry_after == 10
+    virtual_clock.advance(10)
+    assert breaker.call(ok) == "ok"
+    assert breaker.state == "half_open"
+    assert breaker.retry_after == 0.0  # only an open breaker asks callers to wait
+
+
+class SteppingClock:
+    """A real clock of a kind the breaker does not know (neither the system's nor a VirtualClock)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return 1_767_225_600.0 + self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds  # sleeping is what moves this clock
+
+    async def asleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_automatic_half_open_on_another_clock_sleeps_on_that_clock(registry, events) -> None:
+    clock = SteppingClock()
+    breaker = CircuitBreaker(
+        "svc",
+        window=2,
+        minimum_calls=2,
+        wait_open=30,
+        automatic_half_open=True,
+        clock=clock,
+        registry=registry,
+        events=events,
+    )
+    arrived = threading.Event()
+    events.subscribe(lambda e: arrived.set() if getattr(e, "to_state", "") == "half_open" else None)
+    fail(breaker, 2)
+    assert arrived.wait(30)  # a thread slept the 30 s on the breaker's own clock, then moved it
+    assert clock.now == 30
+    assert transitions(events) == [("closed", "open"), ("open", "half_open")]
+
+
 def test_telemetry(virtual_clock, registry, events) -> None:
     breaker = make(virtual_clock, registry, events)
     with capture_events(events) as seen:
@@ -454,6 +552,11 @@ def test_decorator_keeps_name_and_call_rejects_async(registry, events) -> None:
         ({"window": "count:-3"}, "CircuitBreaker.window"),
         ({"window": "time:0s"}, "CircuitBreaker.window"),
         ({"window": "sliding"}, "CircuitBreaker.window"),
+        ({"window": True}, "CircuitBreaker.window"),
+        ({"window": 2.5}, "CircuitBreaker.window"),
+        ({"window": "count:x"}, "CircuitBreaker.window"),
+        ({"window": "time:1.5s"}, "CircuitBreaker.window"),
+        ({"window": "hours:2"}, "CircuitBreaker.window"),
         ({"half_open_calls": 0}, "CircuitBreaker.half_open_calls"),
         ({"minimum_calls": 0}, "CircuitBreaker.minimum_calls"),
         ({"wait_open": -1}, "CircuitBreaker.wait_open"),
@@ -468,6 +571,22 @@ def test_bad_arguments_name_the_field(kwargs: dict[str, Any], field: str) -> Non
     with pytest.raises(ConfigError) as info:
         CircuitBreaker("bad", registry=Registry(), **kwargs)
     assert info.value.problems[0].path == field
+
+
+@pytest.mark.parametrize(
+    ("window", "parsed"),
+    [
+        (50, ("count", 50)),
+        ("count:50", ("count", 50)),
+        (" COUNT : 7 ", ("count", 7)),
+        ("time:60s", ("time", 60)),
+        ("time:60", ("time", 60)),
+        ("Time:2m", ("time", 120)),
+        ("time:1h30m", ("time", 5400)),
+    ],
+)
+def test_window_spellings(window: int | str, parsed: tuple[str, int]) -> None:
+    assert _parse_window(window) == parsed
 
 
 def test_bad_name() -> None:
