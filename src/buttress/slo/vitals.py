@@ -31,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, TypeGuard
 
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.telemetry.registry import REGISTRY, Counter, Registry
@@ -50,6 +50,7 @@ THRESHOLDS: Mapping[str, tuple[float, float]] = {
 # Values beyond these are not measurements but bugs or forgeries: a 10-minute paint, a layout shift of 100.
 _LIMITS = {"LCP": 600_000.0, "INP": 600_000.0, "CLS": 100.0, "FCP": 600_000.0, "TTFB": 600_000.0}
 DEVICES = ("mobile", "tablet", "desktop")
+_FIELDS = frozenset({"page", "device", "metrics"})
 OTHER_PAGE = "<other>"
 
 
@@ -162,55 +163,23 @@ class VitalsCollector:
         Raises:
             BeaconRejected: 413 too large, 400 not JSON, 422 not the schema (the message lists why).
         """
+        data = self._decode(body)
+        problems = _envelope_problems(data)
+        metrics = _parse_metrics(data.get("metrics"), problems)
+        if problems:
+            raise BeaconRejected(422, "; ".join(problems))
+        return data["page"], data["device"], metrics
+
+    def _decode(self, body: bytes) -> dict[str, Any]:
         if len(body) > self.max_body:
             raise BeaconRejected(413, f"beacon larger than {self.max_body} bytes")
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise BeaconRejected(400, "beacon is not valid JSON") from None
-        problems: list[str] = []
         if not isinstance(data, dict):
             raise BeaconRejected(422, "beacon must be a JSON object with page, device and metrics")
-        unknown = set(data) - {"page", "device", "metrics"}
-        if unknown:
-            problems.append(f"unknown fields {sorted(unknown)}")
-        page = data.get("page")
-        if not isinstance(page, str) or not page.startswith("/") or len(page) > 200:
-            problems.append("page must be a path starting with '/' of at most 200 characters")
-        device = data.get("device")
-        if device not in DEVICES:
-            problems.append(f"device must be one of {', '.join(DEVICES)}")
-        metrics = data.get("metrics")
-        out: list[tuple[str, float, str]] = []
-        if not isinstance(metrics, list) or not 1 <= len(metrics) <= 10:
-            problems.append("metrics must be a list of 1 to 10 entries")
-        else:
-            for i, m in enumerate(metrics):
-                where = f"metrics[{i}]"
-                if not isinstance(m, dict):
-                    problems.append(f"{where} must be an object")
-                    continue
-                name, value, mid = m.get("name"), m.get("value"), m.get("id")
-                if not isinstance(name, str) or name not in THRESHOLDS:
-                    problems.append(f"{where}.name must be one of {', '.join(THRESHOLDS)}")
-                    continue
-                if (
-                    isinstance(value, bool)
-                    or not isinstance(value, int | float)
-                    or not math.isfinite(value)
-                    or not 0 <= value <= _LIMITS[name]
-                ):
-                    problems.append(f"{where}.value must be a number from 0 to {_LIMITS[name]:g}")
-                    continue
-                if not isinstance(mid, str) or not 1 <= len(mid) <= 128:
-                    problems.append(f"{where}.id must be a string of 1 to 128 characters")
-                    continue
-                out.append((name, float(value), mid))
-        if problems:
-            raise BeaconRejected(422, "; ".join(problems))
-        assert isinstance(page, str)
-        assert isinstance(device, str)
-        return page, device, out
+        return data
 
     # -- counting ----------------------------------------------------------------------------------------
 
@@ -277,6 +246,59 @@ class VitalsCollector:
         return sorted(out, key=lambda s: (s.page, s.device, s.metric))
 
 
+def _envelope_problems(data: dict[str, Any]) -> list[str]:
+    """What is wrong with a beacon's fields other than its metrics."""
+    problems = []
+    unknown = set(data) - _FIELDS
+    if unknown:
+        problems.append(f"unknown fields {sorted(unknown)}")
+    page = data.get("page")
+    if not (isinstance(page, str) and page.startswith("/") and len(page) <= 200):
+        problems.append("page must be a path starting with '/' of at most 200 characters")
+    if data.get("device") not in DEVICES:
+        problems.append(f"device must be one of {', '.join(DEVICES)}")
+    return problems
+
+
+def _parse_metrics(metrics: Any, problems: list[str]) -> list[tuple[str, float, str]]:
+    """The valid entries of a beacon's ``metrics``; what is wrong with the others goes to ``problems``."""
+    if not isinstance(metrics, list) or not 1 <= len(metrics) <= 10:
+        problems.append("metrics must be a list of 1 to 10 entries")
+        return []
+    out = []
+    for i, entry in enumerate(metrics):
+        try:
+            out.append(_parse_metric(entry, f"metrics[{i}]"))
+        except ValueError as exc:
+            problems.append(str(exc))
+    return out
+
+
+def _parse_metric(entry: Any, where: str) -> tuple[str, float, str]:
+    """``(name, value, id)`` of one metric entry.
+
+    Raises:
+        ValueError: the first thing wrong with it, named by its path (``metrics[2].value``).
+    """
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where} must be an object")
+    name, value, mid = entry.get("name"), entry.get("value"), entry.get("id")
+    if not isinstance(name, str) or name not in THRESHOLDS:
+        raise ValueError(f"{where}.name must be one of {', '.join(THRESHOLDS)}")
+    if not _within(value, _LIMITS[name]):
+        raise ValueError(f"{where}.value must be a number from 0 to {_LIMITS[name]:g}")
+    if not isinstance(mid, str) or not 1 <= len(mid) <= 128:
+        raise ValueError(f"{where}.id must be a string of 1 to 128 characters")
+    return name, float(value), mid
+
+
+def _within(value: Any, limit: float) -> TypeGuard[int | float]:
+    """A finite number from 0 to ``limit`` (``True`` is an int to Python, not a measurement)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and 0 <= value <= limit
+
+
 def script() -> bytes:
     """The shipped beacon script (``static/vitals.min.js``), built from the ``web-vitals`` package."""
     return resources.files("buttress.slo").joinpath("static/vitals.min.js").read_bytes()
@@ -299,68 +321,6 @@ def vitals_app(
     from buttress._extras import require
 
     require("starlette", "web")
-    from starlette.applications import Starlette
-    from starlette.requests import ClientDisconnect, Request
-    from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
+    from buttress.slo._vitals_app import build_app
 
-    vitals = collector if collector is not None else VitalsCollector(**options)
-    body_js = script()
-
-    def client_of(request: Request) -> str:
-        if trust_forwarded:
-            forwarded = request.headers.get("x-forwarded-for")
-            if forwarded:
-                return forwarded.split(",")[0].strip()
-        return request.client.host if request.client else "unknown"
-
-    async def beacon(request: Request) -> Response:
-        try:
-            vitals.admit(client_of(request))
-            length = request.headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > vitals.max_body):
-                raise BeaconRejected(413, f"beacon larger than {vitals.max_body} bytes")
-            chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > vitals.max_body:
-                    raise BeaconRejected(413, f"beacon larger than {vitals.max_body} bytes")
-                chunks.append(chunk)
-            page, device, metrics = vitals.parse(b"".join(chunks))
-            accepted, duplicates = vitals.record(page, device, metrics)
-        except BeaconRejected as exc:
-            headers = {"Retry-After": str(max(1, math.ceil(1 / vitals.rate)))} if exc.status == 429 else None
-            return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
-        except ClientDisconnect:
-            return Response(status_code=400)
-        return JSONResponse({"accepted": accepted, "duplicates": duplicates}, status_code=202)
-
-    async def js(request: Request) -> Response:
-        return Response(
-            body_js, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}
-        )
-
-    async def summary(request: Request) -> Response:
-        return JSONResponse(
-            [
-                {
-                    "metric": s.metric,
-                    "page": s.page,
-                    "device": s.device,
-                    "count": s.count,
-                    "p75": s.p75,
-                    "rating": s.rating,
-                }
-                for s in vitals.summary()
-            ]
-        )
-
-    app = Starlette(
-        routes=[
-            Route("/vitals", beacon, methods=["POST"]),
-            Route("/vitals.js", js, methods=["GET"]),
-            Route("/summary", summary, methods=["GET"]),
-        ]
-    )
-    app.state.collector = vitals
-    return app
+    return build_app(collector if collector is not None else VitalsCollector(**options), trust_forwarded)
