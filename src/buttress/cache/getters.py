@@ -62,14 +62,15 @@ def _memory_get(core: CacheCore) -> Get:
     """A memory namespace storing bare values: a hit is one store call, one test, one increment."""
     assert core.store is not None
     store_get = core.store.get
+    # The store counts its own hits; which of them to time is read from that count rather than from
+    # a second counter kept here (one increment fewer per hit).
+    store_stats = core.store.stats
     hits = core.metrics.hits
     record = core.metrics.get_latency.sketch.add
     now = core.clock.monotonic
     miss = _miss_path(core)
-    n = 0
 
     def get(key: Any, default: Any = None) -> Any:
-        nonlocal n
         try:
             v = store_get(key)
         except TypeError:  # unhashable: the miss path raises the clear error
@@ -77,8 +78,7 @@ def _memory_get(core: CacheCore) -> Get:
         if v is MISS:
             return miss(key, default)
         hits.value += 1
-        n += 1
-        if n & SAMPLE_MASK:
+        if store_stats.hits & SAMPLE_MASK:
             return v
         # One hit in 1024 is timed, by looking the same key up again (see buttress.cache.metrics).
         t0 = now()
@@ -176,15 +176,14 @@ def _astore_get(core: CacheCore) -> AGet:
     """A store-backed namespace (memory, or a tiered L1): only a miss there awaits anything."""
     assert core.store is not None
     store_get = core.store.get
+    store_stats = core.store.stats  # timed hits are picked from the store's count, as in _memory_get
     hits = core.metrics.hits
     record = core.metrics.get_latency.sketch.add
     now = core.clock.monotonic
     miss = _amiss_path(core)
     unwrap = _aunwrap(core)
-    n = 0
 
     async def get(key: Any, default: Any = None) -> Any:
-        nonlocal n
         try:
             v = store_get(key)
         except TypeError:  # unhashable: the miss path raises the clear error
@@ -194,8 +193,7 @@ def _astore_get(core: CacheCore) -> AGet:
         if type(v) is Envelope:
             return await unwrap(v, default)
         hits.value += 1
-        n += 1
-        if n & SAMPLE_MASK:
+        if store_stats.hits & SAMPLE_MASK:
             return v
         t0 = now()
         store_get(key)

@@ -18,7 +18,8 @@
 
 Why one memory get in 1024 for the latency sketch: a sketch update plus two clock reads costs more than
 the whole memory hit (≈ 150 ns), so recording every one would more than double it. The sample is taken
-by timing a second lookup of the same key on every 1024th hit, which measures the same code path.
+by timing a second lookup of the same key on a hit that brings the store's own hit count to a multiple
+of 1024 (no second counter on the hot path), which measures the same code path.
 """
 
 from __future__ import annotations
