@@ -245,6 +245,10 @@ def test_order_must_name_every_configured_policy() -> None:
         ("bulkhead = { max_concurrent = -1 }", "bulkhead.max_concurrent"),
         ("rate_limit = { rate = 0 }", "rate_limit.rate"),
         ('dead_letter = "mysql://x"', "dead_letter"),
+        ('dead_letter = "sqlite:"', "dead_letter"),
+        ("dead_letter = 42", "dead_letter"),
+        ('order = ["retry", "breaker", "retry"]', "order"),
+        ('order = ["retry", "cache"]', "order[1]"),
         ("retries = 3", "retries"),
     ],
 )
@@ -262,6 +266,24 @@ def test_growing_open_wait_from_configuration() -> None:
     breaker = policy("idp", config=cfg).find(CircuitBreaker)
     assert breaker is not None
     assert [breaker._wait_fn(n) for n in (1, 2, 3)] == [10, 20, 25]
+
+
+def test_retry_budget_throttle_and_http_timeouts_from_configuration() -> None:
+    cfg = config.loads(
+        "[resilience.policies.idp]\n"
+        "retry = { attempts = 2, budget = 0.2, budget_burst = 3, throttle_k = 2 }\n"
+        'http = { connect = "2s", read = "500ms" }\n'
+    )
+    pipeline = policy("idp", config=cfg)
+    retry = pipeline.find(Retry)
+    assert retry is not None
+    assert retry.budget is not None
+    assert (retry.budget.ratio, retry.budget.burst) == (0.2, 3)
+    assert retry.throttle is not None
+    assert retry.throttle.k == 2
+    assert pipeline.http is not None
+    timeout = pipeline.http.as_httpx()  # handed to the provider's HTTP client, which enforces it
+    assert (timeout.connect, timeout.read, timeout.write, timeout.pool) == (2, 0.5, None, None)
 
 
 def test_settings_are_kept(registry: Registry, events: EventStream) -> None:
