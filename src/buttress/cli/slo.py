@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -18,6 +18,12 @@ from buttress import config as _config
 from buttress.cli._console import console, err_console
 from buttress.errors import ConfigError, MeasureError, StoreError
 from buttress.slo.spec import SLOSpec, from_config, load_file, to_toml
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from buttress.slo.engine import SLOStatus
+    from buttress.slo.store import HistoryStore
 
 __all__ = ["command"]
 
@@ -81,7 +87,7 @@ def _specs(config_file: Path | None, spec_files: tuple[Path, ...]) -> list[SLOSp
     return specs
 
 
-def _open_store(path: Path) -> object:
+def _open_store(path: Path) -> HistoryStore:
     from buttress.slo.store import HistoryStore
 
     if not path.is_file():
@@ -159,7 +165,6 @@ def report(
 ) -> None:
     """Write the SLA report for a month: availability, endpoints, budgets, incidents, verdicts."""
     from buttress.slo.report import build_report, parse_period, report_json
-    from buttress.slo.store import HistoryStore
 
     try:
         parse_period(period)
@@ -167,7 +172,6 @@ def report(
         raise click.BadParameter(str(exc), param_hint="--period") from None
     specs = _specs(config_file, spec_files)
     store = _open_store(store_path)
-    assert isinstance(store, HistoryStore)
     try:
         result = build_report(store, specs, period)
     except (MeasureError, StoreError) as exc:
@@ -189,19 +193,24 @@ def report(
 @click.option("--json", "as_json", is_flag=True, help="Print the statuses as JSON.")
 def check(store_path: Path, config_file: Path | None, spec_files: tuple[Path, ...], as_json: bool) -> None:
     """Evaluate every SLO on the recorded history now; exit 1 if one is breached or alerting."""
-    from rich.table import Table
+    specs = _specs(config_file, spec_files)
+    statuses = _evaluate_history(specs, _open_store(store_path))
+    if as_json:
+        click.echo(json.dumps([s.to_json() for s in statuses], indent=2))
+    else:
+        console.print(_status_table(statuses))
+    if any(s.breached or s.firing for s in statuses):
+        raise SystemExit(1)
 
+
+def _evaluate_history(specs: list[SLOSpec], store: HistoryStore) -> list[SLOStatus]:
+    """The SLOs' statuses now, from a throwaway engine warmed from the history (nothing is written back)."""
     from buttress.slo.monitor import SLOMonitor
     from buttress.slo.recorder import HttpRecorder
-    from buttress.slo.store import HistoryStore
     from buttress.telemetry.events import EventStream
     from buttress.telemetry.registry import Registry
 
-    specs = _specs(config_file, spec_files)
-    store = _open_store(store_path)
-    assert isinstance(store, HistoryStore)
     try:
-        # A throwaway engine warmed from the history; nothing is written back.
         monitor = SLOMonitor(
             specs, HttpRecorder(Registry()), store=None, events=EventStream(), registry=Registry()
         )
@@ -216,27 +225,33 @@ def check(store_path: Path, config_file: Path | None, spec_files: tuple[Path, ..
     if span is None:
         err_console.print("[red]error:[/] the SLO history is empty.")
         raise SystemExit(2)
-    if as_json:
-        click.echo(json.dumps([s.to_json() for s in statuses], indent=2))
-    else:
-        table = Table(title="SLOs")
-        for col in ("SLO", "objective", "SLI", "budget left", "burn 1h", "burn 6h", "alerts", "status"):
-            table.add_column(col)
-        for s in statuses:
-            bad = s.breached or bool(s.firing)
-            table.add_row(
-                s.name,
-                f"{s.objective:.3%}",
-                f"{s.sli_value:.3%}",
-                f"{s.budget_remaining:.1%}",
-                f"{s.burn_rates['1h']:.2f}",
-                f"{s.burn_rates['6h']:.2f}",
-                ", ".join(s.firing) or "-",
-                "[red]breached[/]" if s.breached else ("[yellow]alerting[/]" if bad else "[green]ok[/]"),
-            )
-        console.print(table)
-    if any(s.breached or s.firing for s in statuses):
-        raise SystemExit(1)
+    return statuses
+
+
+def _status_table(statuses: list[SLOStatus]) -> Table:
+    from rich.table import Table
+
+    table = Table(title="SLOs")
+    for col in ("SLO", "objective", "SLI", "budget left", "burn 1h", "burn 6h", "alerts", "status"):
+        table.add_column(col)
+    for s in statuses:
+        table.add_row(
+            s.name,
+            f"{s.objective:.3%}",
+            f"{s.sli_value:.3%}",
+            f"{s.budget_remaining:.1%}",
+            f"{s.burn_rates['1h']:.2f}",
+            f"{s.burn_rates['6h']:.2f}",
+            ", ".join(s.firing) or "-",
+            _status_text(s),
+        )
+    return table
+
+
+def _status_text(s: SLOStatus) -> str:
+    if s.breached:
+        return "[red]breached[/]"
+    return "[yellow]alerting[/]" if s.firing else "[green]ok[/]"
 
 
 @command.command("import")
