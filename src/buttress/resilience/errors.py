@@ -48,7 +48,9 @@ class CircuitOpenError(ResilienceError):
         if state == "half_open":
             why = "is half-open and every trial call permit is in use"
         elif state == "forced_open":
-            why = "was forced open by an operator; call reset() or close() to let calls through"
+            why = (
+                "was forced open by an operator; call reset() or transition_to('closed') to let calls through"
+            )
         else:
             why = f"is open; it lets a trial call through in {retry_after:.3g}s"
         super().__init__(f"Circuit breaker {name!r} {why}.")
