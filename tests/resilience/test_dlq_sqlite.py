@@ -355,6 +355,24 @@ def test_async_face(tmp_path: Path, clock, registry) -> None:
     store.close()
 
 
+def test_put_from_a_coroutine_and_misuse(store, clock, registry) -> None:
+    queue = make_queue(store, clock, registry)
+
+    async def main() -> DeadLetter:
+        return await queue.aput({"n": 1}, attempts=4, correlation_id="req-7")
+
+    stored = asyncio.run(main())
+    assert queue.get(stored.id) == stored
+    assert (stored.attempts, stored.correlation_id, stored.kind) == (4, "req-7", "value")
+    with pytest.raises(ValueError, match="kind must be"):
+        queue.put({"n": 2}, kind="message")
+    with pytest.raises(TypeError, match="areplay"):
+        asyncio.run(queue.areplay(lambda payload: None))  # type: ignore[arg-type,return-value]
+    with pytest.raises(TypeError, match="takes a Store or a store address"):
+        DeadLetterQueue(42, registry=registry)  # type: ignore[arg-type]
+    assert queue.depth() == 1
+
+
 # -- durability -----------------------------------------------------------------------------------------
 
 
