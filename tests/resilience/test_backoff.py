@@ -96,3 +96,12 @@ def test_concurrent_calls_each_get_their_own_decorrelated_chain() -> None:
             assert base <= gap <= prev * 3 + 1e-9
             prev = gap
     assert times["a"] != times["b"]
+
+
+def test_late_retries_stay_at_the_cap_where_the_power_overflows() -> None:
+    """With many attempts ``factor ** n`` leaves the float range; the delay is the cap, not an error."""
+    for jitter in ("none", "full", "equal"):
+        backoff = Backoff("exponential", base=1, factor=10, max_delay=30, jitter=jitter, rng=random.Random(1))
+        (late,) = itertools.islice(backoff.delays(), 399, 400)  # 10.0 ** 399 overflows
+        assert 0 <= late <= 30
+    assert Backoff("exponential", base=1, factor=10, max_delay=30).ceiling(400) == 30

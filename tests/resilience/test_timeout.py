@@ -221,6 +221,10 @@ def test_deadline_mode_reports_overruns_after_the_call(registry) -> None:
         clock.advance(1)
     with pytest.raises(TimeoutExceededError), timeout:
         clock.advance(3)
+    with pytest.raises(ValueError, match="bad"):
+        timeout.call(Faults(clock=clock).fail(1, ValueError("bad")).wrap(lambda: None))
+    # The quick call succeeded, the last one failed, and one call and one block overran.
+    assert kinds(registry) == {"successful": 1, "failed": 1, "timeout": 2}
 
 
 @pytest.mark.parametrize(
@@ -230,6 +234,9 @@ def test_deadline_mode_reports_overruns_after_the_call(registry) -> None:
         ({"seconds": "-1s"}, "Timeout.seconds"),
         ({"seconds": 1, "sync": "signal"}, "Timeout.sync"),
         ({"seconds": 1, "max_workers": 0}, "Timeout.max_workers"),
+        ({"seconds": None}, "Timeout.seconds"),
+        ({"seconds": float("inf")}, "Timeout.seconds"),
+        ({"seconds": 10**400}, "Timeout.seconds"),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, Any], field: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import math
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -104,13 +103,13 @@ def check_duration(
             return None
         raise _problem(owner, field, 'is required: give a duration such as 2.0 or "2s"', value)
     try:
-        seconds = parse_duration(value)
+        seconds = parse_duration(value)  # finite and not negative, or ValueError
     except ValueError as exc:
         raise _problem(owner, field, str(exc), value) from None
+    except OverflowError:  # an int too large for a float
+        raise _problem(owner, field, "is too large for a duration in seconds", value) from None
     if positive and seconds <= 0:
         raise _problem(owner, field, 'must be a positive duration such as 0.1 or "100ms"', value)
-    if math.isinf(seconds):
-        raise _problem(owner, field, "must be finite", value)
     return seconds
 
 
