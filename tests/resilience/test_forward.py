@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from buttress.resilience import Bulkhead, CircuitBreaker, Fallback, Pipeline, Retry
+from buttress.resilience import Bulkhead, CircuitBreaker, Fallback, Pipeline, Retry, _forward
 from buttress.resilience._forward import GENERIC, forwarding
 from buttress.telemetry import EventStream, Registry
 
@@ -45,6 +45,40 @@ def test_all_parameter_kinds_pass_through(policy: Any) -> None:
     assert inspect.signature(wrapped, follow_wrapped=False).parameters.keys() == (
         inspect.signature(every_kind).parameters.keys()
     )
+
+
+def keyword_only(to, *, subject, urgent=False):  # type: ignore[no-untyped-def]
+    return (to, subject, urgent)
+
+
+@pytest.mark.parametrize("policy", policies(), ids=lambda p: type(p).__name__)
+def test_keyword_only_parameters_after_a_bare_star(policy: Any) -> None:
+    wrapped = policy(keyword_only)
+    assert wrapped("ana", subject="hi") == ("ana", "hi", False)
+    assert wrapped(to="bo", subject="x", urgent=True) == ("bo", "x", True)
+    with pytest.raises(TypeError):
+        wrapped("ana", "hi")  # still keyword-only
+    assert str(inspect.signature(wrapped, follow_wrapped=False)) == "(to, *, subject, urgent=False)"
+
+
+def test_compiled_wrappers_are_bounded() -> None:
+    """A program that wraps ever new signatures (fresh lambdas) does not grow memory without limit."""
+
+    class Echo:
+        """Returns its one argument; each instance declares a parameter name of its own."""
+
+        def __init__(self, name: str) -> None:
+            self.__signature__ = inspect.Signature(
+                [inspect.Parameter(name, inspect.Parameter.POSITIONAL_ONLY)]
+            )
+
+        def __call__(self, value: int) -> int:
+            return value
+
+    retry = Retry("f", registry=Registry())
+    for n in range(_forward._MAX_COMPILED + 10):
+        assert retry(Echo(f"p{n}"))(n) == n  # a distinct parameter name: a distinct wrapper source
+    assert len(_forward._compiled) <= _forward._MAX_COMPILED
 
 
 def test_names_that_would_shadow_the_wrapper_fall_back_to_star_args(registry, events) -> None:

@@ -150,6 +150,32 @@ async def test_async_block_releases_on_inner_refusal(registry, events) -> None:
         pass
 
 
+def test_async_block_overrunning_its_timeout_fails_the_breaker_outside(registry, events) -> None:
+    clock = VirtualClock()
+    breaker = CircuitBreaker("p", window=1, minimum_calls=1, clock=clock, registry=registry, events=events)
+    bulkhead = Bulkhead("p", max_concurrent=1, registry=registry)
+    pipeline = Pipeline(breaker, bulkhead, Timeout(1, name="p", registry=registry))
+
+    async def overrun() -> None:
+        async with pipeline:
+            await asyncio.sleep(5)
+
+    async def main() -> None:
+        with pytest.raises(TimeoutExceededError):
+            await overrun()
+
+    run_virtual(main(), clock)
+    assert clock.monotonic() == 1  # cancelled at the deadline, not after the sleep
+    assert breaker.state == "open"  # the timeout's error went out through the bulkhead to the breaker
+    assert bulkhead.available == 1
+
+
+def test_leaving_a_block_that_was_never_entered_is_an_error(registry, events) -> None:
+    breaker = CircuitBreaker("p", registry=registry, events=events)
+    with pytest.raises(RuntimeError, match="without a matching __enter__"):
+        breaker.__exit__(None, None, None)
+
+
 def test_find_and_bad_members(registry, events) -> None:
     breaker = CircuitBreaker("p", registry=registry, events=events)
     inner = Pipeline(breaker)
