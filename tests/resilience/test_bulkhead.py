@@ -172,6 +172,20 @@ async def test_cancelled_waiter_does_not_leak_a_slot(registry) -> None:
     assert gauges(registry)["waiting"] == 0
 
 
+async def test_waiter_cancelled_just_after_being_handed_a_slot_passes_it_on(registry) -> None:
+    bulkhead = Bulkhead("b", max_concurrent=1, max_wait=3600, registry=registry)
+    await bulkhead.acquire_async()
+    waiter = asyncio.ensure_future(bulkhead.acquire_async())
+    await asyncio.sleep(0)  # let it queue up
+    bulkhead.release()  # the slot goes straight to the waiter...
+    assert bulkhead.available == 0
+    waiter.cancel()  # ...which is cancelled before it runs again
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert bulkhead.available == 1  # not leaked with the cancelled waiter
+    assert gauges(registry)["waiting"] == 0
+
+
 async def test_thread_releases_to_a_waiting_coroutine(registry) -> None:
     bulkhead = Bulkhead("b", max_concurrent=1, max_wait=3600, registry=registry)
     holding = threading.Event()
