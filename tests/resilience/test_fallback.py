@@ -41,6 +41,11 @@ def test_mapping_most_specific_first() -> None:
     assert fallback.call(failing(FileNotFoundError())) == "os"
     with pytest.raises(KeyError):
         fallback.call(failing(KeyError("unmapped")))
+    registry = Registry()
+    only_connections = Fallback(mapping={ConnectionError: "offline"}, name="m", registry=registry)
+    with pytest.raises(KeyError):
+        only_connections.call(failing(KeyError("no entry covers it")))
+    assert registry.value("buttress_fallback_calls", {"name": "m", "kind": "propagated"}) == 1
 
 
 def test_hook_sees_arguments_and_may_decline(registry) -> None:

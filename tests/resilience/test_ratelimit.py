@@ -65,6 +65,18 @@ def test_with_block(virtual_clock, registry) -> None:
         pass
 
 
+async def test_async_with_block(virtual_clock, registry) -> None:
+    limiter = RateLimiter("api", rate=1, burst=1, clock=virtual_clock, registry=registry)
+    async with limiter:
+        pass
+    with pytest.raises(RateLimitedError):
+        async with limiter:
+            raise AssertionError("not run without a permit")
+    virtual_clock.advance(1)
+    async with limiter:
+        pass
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

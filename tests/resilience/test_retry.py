@@ -342,6 +342,10 @@ def test_bad_budget_and_throttle() -> None:
         RetryBudget(0)
     with pytest.raises(ConfigError, match=r"RetryBudget\.burst"):
         RetryBudget(0.1, burst=0)
+    with pytest.raises(ConfigError, match=r"RetryBudget\.burst"):
+        RetryBudget(0.1, burst=float("inf"))
+    with pytest.raises(ConfigError, match=r"RetryBudget\.min_per_second"):
+        RetryBudget(0.1, min_per_second=-1)
     with pytest.raises(ConfigError, match=r"AdaptiveThrottle\.k"):
         AdaptiveThrottle(k=0.5)
     with pytest.raises(ConfigError, match=r"AdaptiveThrottle\.window"):
