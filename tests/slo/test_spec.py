@@ -289,3 +289,49 @@ def test_selector_promql_matchers():
     assert RouteSelector.parse("GET /api/*").promql_matchers() == ['method="GET"', 'route=~"/api/.*"']
     assert RouteSelector.parse("/events/{id}").promql_matchers() == ['route="/events/{id}"']
     assert RouteSelector.parse("*").promql_matchers() == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            'objective = "high"',
+            ["slo[0].objective: expected a fraction such as 0.999 (for 99.9 %) (got 'high')"],
+        ),
+        ("objective = 0", ["slo[0].objective: must be above 0, e.g. 0.99 (got 0)"]),
+        (
+            'objective = 0.9\nwindow = "30s"',
+            [
+                "slo[0].window: must be at least one minute; SLO windows are usually "
+                '"28d", "30d" or "month" (got \'30s\')'
+            ],
+        ),
+        (
+            'objective = 0.9\nwindow = "90s"',
+            ["slo[0].window: must be a whole number of minutes (history is kept per minute) (got '90s')"],
+        ),
+        (
+            "objective = 0.9\npercentile = 99",
+            [
+                "slo[0]: give only one of objective, percentile, max_error_rate (got objective, percentile)",
+                "slo[0].percentile: only a latency SLO has a percentile (got 99.0)",
+            ],
+        ),
+        (
+            "max_error_rate = 0.01",
+            ["slo[0].max_error_rate: only an error_rate SLO has max_error_rate (got 0.01)"],
+        ),
+    ],
+)
+def test_objective_and_window_problems(fields, expected):
+    assert problems(f'[[slo]]\nname = "a"\nsli = "availability"\n{fields}\n') == expected
+
+
+@pytest.mark.parametrize("month", ["month", "Calendar-Month", "calendar_month", "1mo"])
+def test_calendar_month_spellings(month):
+    (spec,) = from_config(
+        config.loads(
+            f'[[slo]]\nname = "a"\nsli = "availability"\nobjective = 0.9\nwindow = "{month}"\n'
+        ).section("slo")
+    )
+    assert (spec.window, spec.window_label, spec.window_seconds) == ("month", "month", 31 * 86400)
