@@ -340,21 +340,28 @@ def _zipf_weights(n: int, s: float = 1.1) -> list[float]:
     return [1.0 / (rank**s) for rank in range(1, n + 1)]
 
 
-def generate(scale: Scale = SCALE, *, seed: int = 2005) -> SeedData:
-    """Build every row deterministically from ``seed`` (same input, same rows, on every machine)."""
-    rng = random.Random(seed)
-    data = SeedData()
+def _unique(base: str, taken: set[str]) -> str:
+    """``base``, or ``base2``, ``base3``… whichever is not in ``taken`` yet (then added to it)."""
+    name, n = base, 2
+    while name in taken:
+        name = f"{base}{n}"
+        n += 1
+    taken.add(name)
+    return name
 
+
+def _companies(rng: random.Random, count: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     names: set[str] = set()
-    while len(data.companies) < scale.companies:
+    while len(rows) < count:
         display = f"{rng.choice(_COMPANY_A)} {rng.choice(_COMPANY_B)} {rng.choice(_COMPANY_C)}".strip()
         name = _ascii(display).replace(" ", "-")
         if name in names:
-            continue
+            continue  # a repeated draw is dropped, not renamed: names stay the real kind of name
         names.add(name)
-        data.companies.append(
+        rows.append(
             {
-                "id": len(data.companies) + 1,
+                "id": len(rows) + 1,
                 "name": name,
                 "display_name": display,
                 "industry": rng.choice(_INDUSTRIES),
@@ -363,26 +370,28 @@ def generate(scale: Scale = SCALE, *, seed: int = 2005) -> SeedData:
                 "logo_key": f"companies/{name}.png",
             }
         )
+    return rows
 
-    for i, (vname, address, city, capacity) in enumerate(_VENUES, start=1):
-        data.venues.append({"id": i, "name": vname, "address": address, "city": city, "capacity": capacity})
 
+def _venues() -> list[dict[str, Any]]:
+    return [
+        {"id": i, "name": name, "address": address, "city": city, "capacity": capacity}
+        for i, (name, address, city, capacity) in enumerate(_VENUES, start=1)
+    ]
+
+
+def _speakers(rng: random.Random, count: int, companies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     usernames: set[str] = set()
-    company_weights = _zipf_weights(scale.companies, 0.9)
-    company_ids = [c["id"] for c in data.companies]
-    while len(data.speakers) < scale.speakers:
+    company_weights = _zipf_weights(len(companies), 0.9)
+    company_ids = [c["id"] for c in companies]
+    while len(rows) < count:
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
-        base = _ascii(f"{first}.{last}")
-        username = base
-        n = 2
-        while username in usernames:
-            username = f"{base}{n}"
-            n += 1
-        usernames.add(username)
+        username = _unique(_ascii(f"{first}.{last}"), usernames)
         company = rng.choices(company_ids, company_weights)[0] if rng.random() < 0.93 else None
-        data.speakers.append(
+        rows.append(
             {
-                "id": len(data.speakers) + 1,
+                "id": len(rows) + 1,
                 "username": username,
                 "first_name": first,
                 "last_name": last,
@@ -393,15 +402,17 @@ def generate(scale: Scale = SCALE, *, seed: int = 2005) -> SeedData:
                 "updated_at": _FIXED_NOW,
             }
         )
+    return rows
 
-    last_event = scale.events
+
+def _events(rng: random.Random, scale: Scale, venues: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     for number in range(1, scale.events + 1):
         year = scale.first_year + (number - 1) // 3
-        date = dt.date(year, _MONTHS[(number - 1) % 3], 10 + number % 15)
-        venue = data.venues[rng.randrange(len(data.venues))]
+        venue = venues[rng.randrange(len(venues))]
         topic = _TOPICS[(number * 7) % len(_TOPICS)]
-        is_current = number == last_event
-        data.events.append(
+        is_current = number == scale.events  # the last event is the one open for registration
+        rows.append(
             {
                 "id": number,
                 "code": f"batbern{number}",
@@ -409,7 +420,7 @@ def generate(scale: Scale = SCALE, *, seed: int = 2005) -> SeedData:
                 "title": f"BATbern{number}: {topic}",
                 "topic": topic,
                 "description": f"The {number}th Berner Architekten Treffen, on {topic.lower()}.",
-                "date": date,
+                "date": dt.date(year, _MONTHS[(number - 1) % 3], 10 + number % 15),
                 "year": year,
                 "status": "open" if is_current else "archived",
                 "venue_id": venue["id"],
@@ -420,73 +431,117 @@ def generate(scale: Scale = SCALE, *, seed: int = 2005) -> SeedData:
                 "updated_at": _FIXED_NOW,
             }
         )
+    return rows
 
-    # Sessions: an even spread over events, the remainder to the most recent ones.
+
+def _sessions_per_event(scale: Scale) -> list[int]:
+    """An even spread of the sessions over the events, the remainder to the most recent ones."""
     per_event = [scale.sessions // scale.events] * scale.events
     for k in range(scale.sessions - sum(per_event)):
         per_event[-1 - k] += 1
-    speaker_order = [s["id"] for s in data.speakers]
-    rng.shuffle(speaker_order)
-    speaker_weights = _zipf_weights(scale.speakers, 0.8)
-    session_id = 0
-    for event, count in zip(data.events, per_event, strict=True):
-        start = dt.datetime.combine(event["date"], dt.time(16, 0), tzinfo=dt.UTC)
-        for k in range(count):
-            session_id += 1
-            kind = "keynote" if k == 0 else rng.choice(_KINDS)
-            title = f"{rng.choice(_WORDS).capitalize()} {rng.choice(_WORDS)} {rng.choice(_WORDS)}"
-            data.sessions.append(
-                {
-                    "id": session_id,
-                    "event_id": event["id"],
-                    "slug": f"s{k + 1}-{_ascii(title).replace(' ', '-')}"[:110],
-                    "title": title,
-                    "abstract": f"{title}: {event['topic']} in practice, from the speakers' own projects.",
-                    "kind": kind,
-                    "starts_at": start + dt.timedelta(minutes=45 * k),
-                    "minutes": 40,
-                    "room": rng.choice(("Hall A", "Hall B", "Studio")),
-                }
-            )
-            # Every speaker gives at least one session; the rest are repeat speakers, Zipf-popular.
-            if speaker_order:
-                primary = speaker_order.pop()
-            else:
-                primary = rng.choices(range(1, scale.speakers + 1), speaker_weights)[0]
-            chosen = {primary}
-            if kind == "panel":
-                while len(chosen) < 3:
-                    chosen.add(rng.randint(1, scale.speakers))
-            for speaker in sorted(chosen):
-                data.session_speakers.append({"session_id": session_id, "speaker_id": speaker})
-    if speaker_order:  # more speakers than sessions: give the rest a second seat on panels
-        for i, speaker in enumerate(speaker_order):
-            data.session_speakers.append({"session_id": i % scale.sessions + 1, "speaker_id": speaker})
+    return per_event
 
-    # Registrations: past events share the total, growing over the years; the open event has a few.
-    past = data.events[:-1]
+
+def _session(rng: random.Random, event: dict[str, Any], k: int, session_id: int) -> dict[str, Any]:
+    """The ``k``-th session of ``event`` (the first is its keynote), 45 minutes after the one before."""
+    start = dt.datetime.combine(event["date"], dt.time(16, 0), tzinfo=dt.UTC)
+    kind = "keynote" if k == 0 else rng.choice(_KINDS)
+    title = f"{rng.choice(_WORDS).capitalize()} {rng.choice(_WORDS)} {rng.choice(_WORDS)}"
+    return {
+        "id": session_id,
+        "event_id": event["id"],
+        "slug": f"s{k + 1}-{_ascii(title).replace(' ', '-')}"[:110],
+        "title": title,
+        "abstract": f"{title}: {event['topic']} in practice, from the speakers' own projects.",
+        "kind": kind,
+        "starts_at": start + dt.timedelta(minutes=45 * k),
+        "minutes": 40,
+        "room": rng.choice(("Hall A", "Hall B", "Studio")),
+    }
+
+
+class _SpeakerDraw:
+    """Who speaks at each session: every speaker once first (in shuffled order), then Zipf-popular repeats."""
+
+    def __init__(self, rng: random.Random, speakers: list[dict[str, Any]]) -> None:
+        self.rng = rng
+        self.count = len(speakers)
+        self.unused = [s["id"] for s in speakers]
+        rng.shuffle(self.unused)
+        self.weights = _zipf_weights(self.count, 0.8)
+
+    def for_session(self, kind: str) -> list[int]:
+        """The speaker ids of one session; a panel has three."""
+        if self.unused:
+            primary = self.unused.pop()
+        else:
+            primary = self.rng.choices(range(1, self.count + 1), self.weights)[0]
+        chosen = {primary}
+        if kind == "panel":
+            while len(chosen) < 3:
+                chosen.add(self.rng.randint(1, self.count))
+        return sorted(chosen)
+
+
+def _sessions(
+    rng: random.Random, scale: Scale, events: list[dict[str, Any]], speakers: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The sessions and their ``session_speakers`` rows."""
+    sessions: list[dict[str, Any]] = []
+    seats: list[dict[str, Any]] = []
+    draw = _SpeakerDraw(rng, speakers)
+    for event, count in zip(events, _sessions_per_event(scale), strict=True):
+        for k in range(count):
+            session = _session(rng, event, k, len(sessions) + 1)
+            sessions.append(session)
+            seats.extend(
+                {"session_id": session["id"], "speaker_id": s} for s in draw.for_session(session["kind"])
+            )
+    # More speakers than sessions: the rest get a second seat, spread over the sessions in order.
+    seats.extend(
+        {"session_id": i % scale.sessions + 1, "speaker_id": speaker} for i, speaker in enumerate(draw.unused)
+    )
+    return sessions, seats
+
+
+def _registration_counts(scale: Scale, events: list[dict[str, Any]]) -> list[int]:
+    """Confirmed registrations per event: past events share the total, growing over the years."""
+    past = events[:-1]
     remaining = scale.registrations - scale.current_confirmed
     weights = [1.0 + 0.04 * e["number"] for e in past]
     total_w = sum(weights)
-    counts = [min(e["capacity"], round(remaining * w / total_w)) for e, w in zip(past, weights, strict=True)]
-    # Events capped by their venue leave seats over; hand them to events with room, one at a time.
-    shortfall = remaining - sum(counts)
+    capacities = [e["capacity"] for e in past]
+    counts = [min(cap, round(remaining * w / total_w)) for cap, w in zip(capacities, weights, strict=True)]
+    _hand_out(counts, capacities, remaining - sum(counts))
+    return [*counts, scale.current_confirmed]  # the open event has a few
+
+
+def _hand_out(counts: list[int], capacities: list[int], shortfall: int) -> None:
+    """Give the ``shortfall`` that venue-capped events left over to events with room, one seat at a time.
+
+    Walks from the most recent event backwards, and round again, until every seat is placed or every
+    event is full.
+    """
     i = len(counts) - 1
-    while shortfall > 0 and any(c < e["capacity"] for c, e in zip(counts, past, strict=True)):
-        if counts[i] < past[i]["capacity"]:
+    while shortfall > 0 and any(c < cap for c, cap in zip(counts, capacities, strict=True)):
+        if counts[i] < capacities[i]:
             counts[i] += 1
             shortfall -= 1
         i = i - 1 if i > 0 else len(counts) - 1
-    counts.append(scale.current_confirmed)
-    reg_id = 0
-    for event, count in zip(data.events, counts, strict=True):
+
+
+def _registrations(
+    rng: random.Random, events: list[dict[str, Any]], counts: list[int]
+) -> list[dict[str, Any]]:
+    """The registrations (all confirmed, a month before each event); sets each event's ``confirmed``."""
+    rows: list[dict[str, Any]] = []
+    for event, count in zip(events, counts, strict=True):
         created = dt.datetime.combine(event["date"], dt.time(12, 0), tzinfo=dt.UTC) - dt.timedelta(days=30)
         for k in range(count):
-            reg_id += 1
             first, last = rng.choice(_FIRST), rng.choice(_LAST)
-            data.registrations.append(
+            rows.append(
                 {
-                    "id": reg_id,
+                    "id": len(rows) + 1,
                     "event_id": event["id"],
                     "first_name": first,
                     "last_name": last,
@@ -498,6 +553,21 @@ def generate(scale: Scale = SCALE, *, seed: int = 2005) -> SeedData:
                 }
             )
         event["confirmed"] = count
+    return rows
+
+
+def generate(scale: Scale = SCALE, *, seed: int = 2005) -> SeedData:
+    """Build every row deterministically from ``seed`` (same input, same rows, on every machine).
+
+    One random generator feeds every table in a fixed order — companies, speakers, events, sessions,
+    registrations — so adding a table at the end never changes the rows of the ones before it.
+    """
+    rng = random.Random(seed)
+    data = SeedData(companies=_companies(rng, scale.companies), venues=_venues())
+    data.speakers = _speakers(rng, scale.speakers, data.companies)
+    data.events = _events(rng, scale, data.venues)
+    data.sessions, data.session_speakers = _sessions(rng, scale, data.events, data.speakers)
+    data.registrations = _registrations(rng, data.events, _registration_counts(scale, data.events))
     return data
 
 
