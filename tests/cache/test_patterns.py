@@ -355,7 +355,9 @@ async def test_async_xfetch_and_failed_refresh_keeps_value(
         raise ConnectionError("source down")
 
     assert await cache.get_or_load("k", slow) == "v1"
+    virtual_clock.advance(85)  # t=86: 86 + 1·1·20.7 ≥ 101, so the next hit refreshes early
     assert await cache.get_or_load("k", broken) == "v1"  # failed early refresh: current value kept
+    assert registry.value("buttress_cache_loads", {"namespace": "ev", "result": "error"}) == 1
 
 
 def test_serve_stale_when_loader_fails(virtual_clock: VirtualClock, registry: Registry) -> None:

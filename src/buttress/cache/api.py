@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, ParamSpec, TypeVar, Unpack, cast
+from typing import Any, ParamSpec, TypeVar, Unpack, cast, overload
 
 from buttress.cache.backends.memory import MISS
 from buttress.cache.core import CacheCore, CacheOptions
@@ -616,6 +616,23 @@ class AsyncCache(_Face):
             core.store.clear()
         else:
             await (core.tiered or core.remote).aclear()
+
+    # Two overloads so a coroutine function's result type is inferred (a union of the two callable
+    # types makes mypy infer ``Never``); the first wins for loaders that return awaitables.
+    @overload
+    async def get_or_load(
+        self,
+        key: Any,
+        loader: Callable[[], Awaitable[T]],
+        *,
+        ttl: float | None = None,
+        tags: Sequence[str] = (),
+    ) -> T: ...
+
+    @overload
+    async def get_or_load(
+        self, key: Any, loader: Callable[[], T], *, ttl: float | None = None, tags: Sequence[str] = ()
+    ) -> T: ...
 
     async def get_or_load(
         self,
