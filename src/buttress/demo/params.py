@@ -70,15 +70,13 @@ def _bad(code: str, message: str) -> ApiError:
     return ApiError(400, code, message)
 
 
-def _check_value(name: str, spec: FieldSpec, op: str, value: Any) -> Any:
-    if op == "in":
-        if not isinstance(value, list) or not value:
-            raise _bad("invalid_filter", f'filter.{name}: "in" needs a non-empty list of values')
-        return tuple(_check_value(name, spec, "eq", v) for v in value)
-    if spec.kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _bad("invalid_filter", f"filter.{name}: expected a whole number, got {json.dumps(value)}")
-        return value
+def _check_int(name: str, spec: FieldSpec, op: str, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int):  # JSON true is no year
+        raise _bad("invalid_filter", f"filter.{name}: expected a whole number, got {json.dumps(value)}")
+    return value
+
+
+def _check_str(name: str, spec: FieldSpec, op: str, value: Any) -> Any:
     if not isinstance(value, str):
         raise _bad("invalid_filter", f"filter.{name}: expected a string, got {json.dumps(value)}")
     if spec.choices and op in ("eq", "ne") and value not in spec.choices:
@@ -89,14 +87,20 @@ def _check_value(name: str, spec: FieldSpec, op: str, value: Any) -> Any:
     return value
 
 
-def parse_filter(raw: str | None, fields: Mapping[str, FieldSpec]) -> Filter:
-    """Parse the ``filter`` query parameter against the resource's filterable ``fields``.
+#: How a value is checked, by the field's kind.
+_CHECKS = {"int": _check_int, "str": _check_str}
 
-    Raises:
-        ApiError: 400 ``invalid_filter`` naming the problem and what is allowed.
-    """
-    if raw is None or raw.strip() == "":
-        return ()
+
+def _check_value(name: str, spec: FieldSpec, op: str, value: Any) -> Any:
+    if op == "in":
+        if not isinstance(value, list) or not value:
+            raise _bad("invalid_filter", f'filter.{name}: "in" needs a non-empty list of values')
+        return tuple(_check_value(name, spec, "eq", v) for v in value)
+    return _CHECKS[spec.kind](name, spec, op, value)
+
+
+def _load_object(raw: str) -> dict[str, Any]:
+    """The ``filter`` text as a JSON object, or 400 saying what an object looks like."""
     if len(raw) > 2000:
         raise _bad("invalid_filter", "filter is longer than 2000 characters")
     try:
@@ -108,23 +112,38 @@ def parse_filter(raw: str | None, fields: Mapping[str, FieldSpec]) -> Filter:
         ) from None
     if not isinstance(parsed, dict):
         raise _bad("invalid_filter", 'filter must be a JSON object such as {"status": "archived"}')
+    return parsed
+
+
+def _conditions(name: str, spec: FieldSpec, condition: Any) -> list[tuple[str, str, Any]]:
+    """One field's condition: a bare value means ``eq``; an object maps operators to values."""
+    if not isinstance(condition, dict):
+        return [(name, "eq", _check_value(name, spec, "eq", condition))]
+    if not condition:
+        raise _bad("invalid_filter", f"filter.{name}: empty operator object")
+    ops = _OPS_BY_KIND[spec.kind]
+    out = []
+    for op, value in condition.items():
+        if op not in ops:
+            raise _bad("invalid_filter", f"filter.{name}: unknown operator {op!r}; allowed: {', '.join(ops)}")
+        out.append((name, op, _check_value(name, spec, op, value)))
+    return out
+
+
+def parse_filter(raw: str | None, fields: Mapping[str, FieldSpec]) -> Filter:
+    """Parse the ``filter`` query parameter against the resource's filterable ``fields``.
+
+    Raises:
+        ApiError: 400 ``invalid_filter`` naming the problem and what is allowed.
+    """
+    if raw is None or raw.strip() == "":
+        return ()
     out: list[tuple[str, str, Any]] = []
-    for name, condition in parsed.items():
+    for name, condition in _load_object(raw).items():
         spec = fields.get(name)
         if spec is None:
             raise _bad("invalid_filter", f"filter: unknown field {name!r}; filterable: {', '.join(fields)}")
-        ops = _OPS_BY_KIND[spec.kind]
-        if isinstance(condition, dict):
-            if not condition:
-                raise _bad("invalid_filter", f"filter.{name}: empty operator object")
-            for op, value in condition.items():
-                if op not in ops:
-                    raise _bad(
-                        "invalid_filter", f"filter.{name}: unknown operator {op!r}; allowed: {', '.join(ops)}"
-                    )
-                out.append((name, op, _check_value(name, spec, op, value)))
-        else:
-            out.append((name, "eq", _check_value(name, spec, "eq", condition)))
+        out.extend(_conditions(name, spec, condition))
     return tuple(sorted(out, key=lambda t: (t[0], t[1])))
 
 
