@@ -453,23 +453,9 @@ class CircuitBreaker(Policy):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if to == CLOSED:
-            if source != CLOSED:
-                self._openings = 0
-                self._window = self._new_window()
-            self._fast = self._fast_of(self._window)
-        elif to == OPEN:
-            self._openings += 1
-            self._open_until = now + max(0.0, float(self._wait_fn(self._openings)))
-            if self._automatic:
-                self._arm_timer(self._open_until - now, self._episode)
-        elif to == HALF_OPEN:
-            self._permits = self._half_open_calls
-            self._window = CountWindow(self._half_open_calls)
-            if self._max_wait_half_open is not None:
-                self._half_open_until = now + self._max_wait_half_open
-        elif to == METRICS_ONLY and source not in (CLOSED, METRICS_ONLY):
-            self._window = self._new_window()
+        entering = _ENTERING.get(to)
+        if entering is not None:
+            entering(self, source, now)
         if source == to:
             return None
         return StateTransition(
@@ -484,6 +470,30 @@ class CircuitBreaker(Policy):
                 "calls": snap.calls,
             },
         )
+
+    # What entering each state sets up (forced open and disabled need nothing); see _ENTERING.
+
+    def _entering_closed(self, source: str, now: float) -> None:
+        if source != CLOSED:
+            self._openings = 0
+            self._window = self._new_window()
+        self._fast = self._fast_of(self._window)
+
+    def _entering_open(self, source: str, now: float) -> None:
+        self._openings += 1
+        self._open_until = now + max(0.0, float(self._wait_fn(self._openings)))
+        if self._automatic:
+            self._arm_timer(self._open_until - now, self._episode)
+
+    def _entering_half_open(self, source: str, now: float) -> None:
+        self._permits = self._half_open_calls
+        self._window = CountWindow(self._half_open_calls)
+        if self._max_wait_half_open is not None:
+            self._half_open_until = now + self._max_wait_half_open
+
+    def _entering_metrics_only(self, source: str, now: float) -> None:
+        if source not in (CLOSED, METRICS_ONLY):
+            self._window = self._new_window()  # keep judging the closed state's window, else start afresh
 
     def _move_if(self, source: str, to: str, episode: int) -> StateTransition | None:
         """Move ``source`` -> ``to`` unless something moved the breaker since ``episode`` (takes the lock)."""
@@ -728,6 +738,15 @@ class CircuitBreaker(Policy):
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         """The async wrapper: the same paths around ``await fn(...)``."""
         return self._wrap(fn, asynchronous=True)
+
+
+# What a breaker sets up on entering each state, called by CircuitBreaker._move under the lock.
+_ENTERING: Final[dict[str, Callable[[CircuitBreaker, str, float], None]]] = {
+    CLOSED: CircuitBreaker._entering_closed,
+    OPEN: CircuitBreaker._entering_open,
+    HALF_OPEN: CircuitBreaker._entering_half_open,
+    METRICS_ONLY: CircuitBreaker._entering_metrics_only,
+}
 
 
 # Closed, count window, no slow-call detection: no clock read at all. A success takes a sequence number
