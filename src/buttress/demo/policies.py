@@ -19,14 +19,28 @@ emails' :class:`~buttress.resilience.DeadLetterQueue` itself, with the registrat
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from buttress.errors import ConfigError, ConfigProblem
+from buttress.resilience import (
+    AdaptiveThrottle,
+    Bulkhead,
+    CircuitBreaker,
+    HttpTimeouts,
+    NamedPipeline,
+    RateLimiter,
+    Retry,
+    RetryBudget,
+    Timeout,
+    exponential_wait,
+)
 
 if TYPE_CHECKING:
     from buttress.clock import Clock
     from buttress.config import Config
-    from buttress.resilience import NamedPipeline, Policy
+    from buttress.resilience import Policy
     from buttress.telemetry import EventStream, Registry
 
 __all__ = ["PROVIDERS", "build_pipeline", "provider_entries"]
@@ -59,6 +73,15 @@ def provider_entries(cfg: Config) -> dict[str, dict[str, Any]]:
     return {name: entries[name] for name in PROVIDERS}
 
 
+@dataclass(frozen=True)
+class _On:
+    """Where a platform's policies live: its clock, its metrics registry and its event stream."""
+
+    clock: Clock
+    registry: Registry
+    events: EventStream
+
+
 def build_pipeline(
     name: str, entry: dict[str, Any], *, clock: Clock, registry: Registry, events: EventStream
 ) -> NamedPipeline:
@@ -74,81 +97,16 @@ def build_pipeline(
     Raises:
         ConfigError: when ``order`` leaves out a configured policy (as ``registry.build`` does).
     """
-    from buttress.resilience import (
-        AdaptiveThrottle,
-        Bulkhead,
-        CircuitBreaker,
-        HttpTimeouts,
-        NamedPipeline,
-        RateLimiter,
-        Retry,
-        RetryBudget,
-        Timeout,
-        exponential_wait,
-    )
+    on = _On(clock, registry, events)
+    by_kind = {kind: make(name, entry[kind], on) for kind, make in _BUILDERS.items() if entry.get(kind)}
+    policies = _in_order(name, by_kind, entry.get("order") or [])
+    h = entry.get("http")
+    http = HttpTimeouts(connect=h["connect"], read=h["read"], write=h["write"], pool=h["pool"]) if h else None
+    return NamedPipeline(*policies, name=name, http=http, settings=entry)
 
-    by_kind: dict[str, Policy] = {}
-    if entry.get("timeout"):
-        t = entry["timeout"]
-        by_kind["timeout"] = Timeout(t["duration"], name=name, sync=t["sync"], clock=clock, registry=registry)
-    if entry.get("retry"):
-        r = entry["retry"]
-        budget = throttle = None
-        if r["budget"] is not None:
-            budget = RetryBudget(r["budget"], burst=r["budget_burst"], clock=clock)
-        if r["throttle_k"] is not None:
-            throttle = AdaptiveThrottle(r["throttle_k"], clock=clock)
-        by_kind["retry"] = Retry(
-            name,
-            attempts=r["attempts"],
-            backoff=r["backoff"],
-            base=r["base"],
-            factor=r["factor"],
-            max_delay=r["max"],
-            jitter=r["jitter"],
-            max_time=r["max_time"],
-            budget=budget,
-            throttle=throttle,
-            clock=clock,
-            registry=registry,
-        )
-    if entry.get("breaker"):
-        b = entry["breaker"]
-        wait: Any = b["wait_open"]
-        if b["wait_open_factor"] > 1 or b["wait_open_max"] is not None:
-            wait = exponential_wait(b["wait_open"], b["wait_open_factor"], b["wait_open_max"])
-        by_kind["breaker"] = CircuitBreaker(
-            name,
-            window=b["window"],
-            failure_rate=b["failure_rate"],
-            slow_call_rate=b["slow_call_rate"],
-            slow_call_duration=b["slow_call_duration"],
-            minimum_calls=b["minimum_calls"],
-            wait_open=wait,
-            half_open_calls=b["half_open_calls"],
-            max_wait_half_open=b["max_wait_half_open"],
-            automatic_half_open=b["automatic_half_open"],
-            clock=clock,
-            registry=registry,
-            events=events,
-        )
-    if entry.get("rate_limit"):
-        rl = entry["rate_limit"]
-        by_kind["rate_limit"] = RateLimiter(
-            name,
-            rate=rl["rate"],
-            period=rl["period"],
-            burst=rl["burst"],
-            max_wait=rl["max_wait"],
-            clock=clock,
-            registry=registry,
-        )
-    if entry.get("bulkhead"):
-        bh = entry["bulkhead"]
-        by_kind["bulkhead"] = Bulkhead(
-            name, max_concurrent=bh["max_concurrent"], max_wait=bh["max_wait"], clock=clock, registry=registry
-        )
-    order = entry.get("order") or []
+
+def _in_order(name: str, by_kind: dict[str, Policy], order: list[str]) -> list[Policy]:
+    """The configured policies in ``order``, outermost first; every one of them must be named there."""
     missing = [kind for kind in by_kind if kind not in order]
     if missing:
         raise ConfigError(
@@ -160,9 +118,84 @@ def build_pipeline(
                 )
             ]
         )
-    http = None
-    if entry.get("http"):
-        h = entry["http"]
-        http = HttpTimeouts(connect=h["connect"], read=h["read"], write=h["write"], pool=h["pool"])
-    policies = [by_kind[kind] for kind in order if kind in by_kind]
-    return NamedPipeline(*policies, name=name, http=http, settings=entry)
+    return [by_kind[kind] for kind in order if kind in by_kind]
+
+
+def _timeout(name: str, t: dict[str, Any], on: _On) -> Policy:
+    return Timeout(t["duration"], name=name, sync=t["sync"], clock=on.clock, registry=on.registry)
+
+
+def _retry(name: str, r: dict[str, Any], on: _On) -> Policy:
+    budget = throttle = None
+    if r["budget"] is not None:
+        budget = RetryBudget(r["budget"], burst=r["budget_burst"], clock=on.clock)
+    if r["throttle_k"] is not None:
+        throttle = AdaptiveThrottle(r["throttle_k"], clock=on.clock)
+    return Retry(
+        name,
+        attempts=r["attempts"],
+        backoff=r["backoff"],
+        base=r["base"],
+        factor=r["factor"],
+        max_delay=r["max"],
+        jitter=r["jitter"],
+        max_time=r["max_time"],
+        budget=budget,
+        throttle=throttle,
+        clock=on.clock,
+        registry=on.registry,
+    )
+
+
+def _breaker(name: str, b: dict[str, Any], on: _On) -> Policy:
+    wait: Any = b["wait_open"]
+    if b["wait_open_factor"] > 1 or b["wait_open_max"] is not None:
+        wait = exponential_wait(b["wait_open"], b["wait_open_factor"], b["wait_open_max"])
+    return CircuitBreaker(
+        name,
+        window=b["window"],
+        failure_rate=b["failure_rate"],
+        slow_call_rate=b["slow_call_rate"],
+        slow_call_duration=b["slow_call_duration"],
+        minimum_calls=b["minimum_calls"],
+        wait_open=wait,
+        half_open_calls=b["half_open_calls"],
+        max_wait_half_open=b["max_wait_half_open"],
+        automatic_half_open=b["automatic_half_open"],
+        clock=on.clock,
+        registry=on.registry,
+        events=on.events,
+    )
+
+
+def _rate_limit(name: str, rl: dict[str, Any], on: _On) -> Policy:
+    return RateLimiter(
+        name,
+        rate=rl["rate"],
+        period=rl["period"],
+        burst=rl["burst"],
+        max_wait=rl["max_wait"],
+        clock=on.clock,
+        registry=on.registry,
+    )
+
+
+def _bulkhead(name: str, bh: dict[str, Any], on: _On) -> Policy:
+    return Bulkhead(
+        name,
+        max_concurrent=bh["max_concurrent"],
+        max_wait=bh["max_wait"],
+        clock=on.clock,
+        registry=on.registry,
+    )
+
+
+# Each policy kind an entry may configure, and how its checked table becomes the policy; the same kinds
+# in the same order as buttress.resilience.registry's table, so a missing kind is named the same way.
+_BUILDERS: dict[str, Callable[[str, dict[str, Any], _On], Policy]] = {
+    "timeout": _timeout,
+    "retry": _retry,
+    "breaker": _breaker,
+    "rate_limit": _rate_limit,
+    "bulkhead": _bulkhead,
+}
