@@ -26,12 +26,13 @@ def _listening_socket() -> socket.socket:
 
 
 @contextmanager
-def serve_asgi(app: Any) -> Iterator[str]:
-    """Run ``app`` under uvicorn in a thread; yields its base URL."""
+def serve_asgi(app: Any, **options: Any) -> Iterator[str]:
+    """Run ``app`` under uvicorn in a thread; yields its base URL. ``options`` go to ``uvicorn.Config``."""
     import uvicorn
 
     sock = _listening_socket()
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="error", access_log=False))
+    config = uvicorn.Config(app, lifespan="off", log_level="error", access_log=False, **options)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

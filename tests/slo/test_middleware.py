@@ -244,3 +244,46 @@ def test_intervals_are_exact_differences_of_the_cumulative_sketch(registry):
         "buttress_http_request_duration_seconds", {"route": "/a", "method": "GET", "status_class": "2xx"}
     )
     assert cumulative.sketch.count == 3 * 3001  # /metrics keeps everything
+
+
+def werkzeug_app(environ, start_response):
+    """A plain werkzeug app (no Flask) that routes with werkzeug and keeps the matched rule on its request."""
+    from werkzeug.exceptions import HTTPException
+    from werkzeug.routing import Map, Rule
+    from werkzeug.wrappers import Request, Response
+
+    request = Request(environ)  # registers itself as environ["werkzeug.request"]
+    try:
+        rule, args = Map([Rule("/talks/<int:talk_id>")]).bind_to_environ(environ).match(return_rule=True)
+    except HTTPException as exc:
+        return exc(environ, start_response)
+    request.url_rule = rule
+    return Response(f"talk {args['talk_id']}")(environ, start_response)
+
+
+def test_plain_werkzeug_app_routes_are_read_from_its_request(recorder):
+    with serve_wsgi(SLOWSGIMiddleware(werkzeug_app, recorder)) as url, httpx.Client(base_url=url) as client:
+        assert client.get("/talks/7").text == "talk 7"
+        assert client.get("/talks/8").status_code == 200
+        assert client.get("/nope").status_code == 404
+    assert series(recorder) == {("/talks/<int:talk_id>", "GET", "2xx"): 2, ("<unmatched>", "GET", "4xx"): 1}
+
+
+def test_wsgi_app_failing_before_its_response_counts_as_500(recorder):
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/garbled":
+            start_response("2OO OK", [])  # a status line whose code is not a number
+            return [b""]
+        raise RuntimeError("handler failed")
+
+    wrapped = SLOWSGIMiddleware(app, recorder, route_of=lambda environ: environ["PATH_INFO"])
+    with serve_wsgi(wrapped) as url, httpx.Client(base_url=url) as client:
+        assert client.get("/fails").status_code == 500
+    # A server refuses such a status line before the client sees anything, so call the app as it would.
+    statuses = []
+    wrapped(
+        {"PATH_INFO": "/garbled", "REQUEST_METHOD": "POST"},
+        lambda status, headers, exc=None: statuses.append(status),
+    )
+    assert statuses == ["2OO OK"]
+    assert series(recorder) == {("/fails", "GET", "5xx"): 1, ("/garbled", "POST", "5xx"): 1}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from buttress.clock import VirtualClock
-from buttress.slo.vitals import THRESHOLDS, VitalsCollector, rate, script, vitals_app
+from buttress.slo.vitals import THRESHOLDS, BeaconRejected, VitalsCollector, rate, script, vitals_app
 from buttress.telemetry.registry import Registry
 from conftest import serve_asgi
 
@@ -200,3 +200,91 @@ def test_pages_are_bounded():
 def test_bad_collector_settings():
     with pytest.raises(ValueError, match="max_body"):
         VitalsCollector(max_body=10)
+
+
+def test_clients_behind_a_trusted_proxy_are_told_apart():
+    collector = VitalsCollector(registry=Registry(), clock=VirtualClock(), burst=1)
+    # uvicorn's own proxy-header handling is off, so the app is what reads X-Forwarded-For.
+    app = vitals_app(collector, trust_forwarded=True)
+    with serve_asgi(app, proxy_headers=False) as url, httpx.Client(base_url=url) as client:
+
+        def post(forwarded: str, i: int) -> int:
+            body = beacon(metrics=[{"name": "FCP", "value": 900, "id": f"{forwarded}-{i}"}])
+            return client.post("/vitals", json=body, headers={"X-Forwarded-For": forwarded}).status_code
+
+        assert [post("10.0.0.1, 172.16.0.9", 0), post("10.0.0.1", 1), post("10.0.0.2", 2)] == [202, 429, 202]
+
+
+def test_forwarded_addresses_are_ignored_unless_trusted():
+    collector = VitalsCollector(registry=Registry(), clock=VirtualClock(), burst=2)
+    app = vitals_app(collector)
+    with serve_asgi(app, proxy_headers=False) as url, httpx.Client(base_url=url) as client:
+        statuses = [
+            client.post(
+                "/vitals",
+                json=beacon(metrics=[{"name": "FCP", "value": 900, "id": f"spoof-{i}"}]),
+                headers={"X-Forwarded-For": f"10.0.0.{i}"},
+            ).status_code
+            for i in range(3)
+        ]
+    assert statuses == [202, 202, 429]  # all from 127.0.0.1, whatever the header claims
+
+
+def test_remembered_clients_and_metric_ids_are_bounded():
+    clock = VirtualClock()
+    collector = VitalsCollector(registry=Registry(), clock=clock, burst=1, max_clients=2, dedup_size=2)
+    collector.admit("a")
+    collector.admit("b")
+    collector.admit("c")  # "a", seen least recently, is forgotten: it starts again with a full bucket
+    collector.admit("a")
+    with pytest.raises(BeaconRejected) as info:
+        collector.admit("c")  # still remembered, and empty
+    assert info.value.status == 429
+    metrics = [("TTFB", 100.0, "1"), ("TTFB", 100.0, "2"), ("TTFB", 100.0, "3")]
+    assert collector.record("/p", "mobile", metrics) == (3, 0)
+    assert collector.record("/p", "mobile", [("TTFB", 100.0, "3"), ("TTFB", 100.0, "1")]) == (1, 1)
+
+
+def test_collector_api_checks_the_body_itself():
+    collector = VitalsCollector(registry=Registry(), clock=VirtualClock(), max_body=256)
+    with pytest.raises(BeaconRejected) as info:
+        collector.accept(b" " * 300, "client")
+    assert (info.value.status, info.value.message) == (413, "beacon larger than 256 bytes")
+    body = json.dumps(beacon(device="desktop", metrics=[7, {"name": "LCP", "value": 1200, "id": "x"}]))
+    with pytest.raises(BeaconRejected) as info:
+        collector.accept(body.encode(), "client")
+    assert (info.value.status, info.value.message) == (422, "metrics[0] must be an object")
+    ok = json.dumps(beacon(device="desktop", metrics=[{"name": "LCP", "value": 1200, "id": "x"}]))
+    assert collector.accept(ok.encode(), "client") == (1, 0)
+    (summary,) = collector.summary()
+    assert (summary.metric, summary.device, summary.count, summary.rating) == ("LCP", "desktop", 1, "good")
+
+
+async def test_a_client_that_disconnects_mid_beacon_gets_400():
+    # The ASGI message a server sends when the client goes away while the body is being read.
+    app = vitals_app(VitalsCollector(registry=Registry(), clock=VirtualClock()))
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/vitals",
+        "raw_path": b"/vitals",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 80),
+    }
+    await app(scope, receive, send)
+    assert sent[0]["type"] == "http.response.start"
+    assert sent[0]["status"] == 400
