@@ -237,3 +237,34 @@ def test_generated_alerts_fire_and_resolve_in_promtool(tmp_path):
         [promtool(), "test", "rules", str(path)], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rules_file_reads_back_as_the_rule_structure():
+    import yaml
+
+    specs = [
+        *all_specs(),
+        *from_config(
+            config.loads(
+                '[[slo]]\nname = "quiet"\nsli = "availability"\nobjective = 0.9\nmin_traffic = 0\n'
+                'labels = { note = "say \\"hi\\": über", multi = "two\\nlines", indented = "  a\\nb\\n\\n" }\n'
+                'alerts = [{ severity = "ticket", long = "1h", short = "5m", burn_rate = 2 }]\n'
+                '[[slo]]\nname = "silent"\nsli = "availability"\nobjective = 0.9\nalerts = []\n'
+            ).section("slo")
+        ),
+    ]
+    rules = prometheus_rules(specs)
+    assert yaml.safe_load(rules_yaml(specs)) == rules
+    groups = {g["name"]: g["rules"] for g in rules["groups"]}
+    assert "sloth-slo-alerts-default-silent" not in groups  # no conditions, no alert group
+    (quiet,) = groups["sloth-slo-alerts-default-quiet"]
+    assert quiet["labels"]["severity"] == "ticket"
+    assert "increase(" not in quiet["expr"]  # min_traffic = 0: no traffic guard
+    (api_page, _) = groups["sloth-slo-alerts-default-api"]
+    assert ">= 10)" in api_page["expr"]  # the default guard: 10 requests in the long window
+
+
+def test_histogram_bounds_add_thresholds_to_the_given_bounds():
+    specs = from_config(config.loads(TOML).section("slo"))
+    assert histogram_bounds(specs, base=(0.05, 0.5)) == (0.05, 0.1, 0.5)
+    assert 0.1 in histogram_bounds(specs)

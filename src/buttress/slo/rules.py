@@ -262,10 +262,19 @@ def _yaml_entry(key: str, value: Any, indent: int) -> list[str]:
     pad = " " * indent
     if isinstance(value, Mapping | list) and value:
         return [f"{pad}{key}:", *_yaml(value, indent + 2)]
-    if isinstance(value, str) and "\n" in value:
+    if isinstance(value, str) and _fits_literal_block(value):
         body = [f"{pad}  {line}" if line else "" for line in value.rstrip("\n").split("\n")]
         return [f"{pad}{key}: |", *body]
     return [f"{pad}{key}: {_scalar(value)}"]
+
+
+def _fits_literal_block(text: str) -> bool:
+    """Whether ``key: |`` reads back as exactly ``text``, as it does for the generated expressions.
+
+    A literal block keeps exactly one final newline and takes its indentation from its first line;
+    other text is written as a quoted scalar, escapes and all.
+    """
+    return text.endswith("\n") and not text.endswith("\n\n") and not text[:1].isspace()
 
 
 def _yaml_item(item: Any, indent: int) -> list[str]:
