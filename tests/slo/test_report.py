@@ -249,3 +249,84 @@ def test_corrupt_store_exits_2(tmp_path):
     result = run("report", "--period", "2026-11", cwd=tmp_path)
     assert result.exit_code == 2
     assert "unreadable" in result.output
+
+
+def _minute(store: HistoryStore, at: float, status_class: str, latencies: list[float]) -> None:
+    from buttress.slo.recorder import SeriesSample
+    from buttress.telemetry.sketch import Sketch
+
+    sketch = Sketch()
+    for v in latencies:
+        sketch.add(v)
+    store.write(at, [SeriesSample("/a", "GET", status_class, sketch)])
+
+
+SPARSE = """
+[[slo]]
+name = "a-availability"
+sli = "availability"
+objective = 0.9
+
+[[slo]]
+name = "a-latency"
+sli = "latency"
+threshold = "100ms"
+objective = 0.5
+"""
+
+
+def test_sparse_month_report(tmp_path):
+    """Two days with traffic in February: days without data stay empty, lone days are dots, no incidents."""
+    feb = dt.datetime(2027, 2, 1, tzinfo=dt.UTC).timestamp()
+    store = HistoryStore(tmp_path / "slo.db")
+    _minute(store, feb + 2 * 86400, "2xx", [0.05] * 10)
+    _minute(store, feb + 9 * 86400 + 60, "5xx", [0.05])
+    specs = from_config(config.loads(SPARSE).section("slo"))
+    report = build_report(store, specs, "2027-02")
+    assert len(report.daily) == 28
+    assert [d["requests"] for d in report.daily if d["requests"]] == [10, 1]
+    assert report.daily[0] == {
+        "date": "2027-02-01",
+        "requests": 0,
+        "errors": 0,
+        "p50": None,
+        "p95": None,
+        "p99": None,
+    }
+    assert report.daily[2]["p50"] == pytest.approx(0.05, rel=0.01)
+    availability, latency = report.slos
+    assert (availability.good, availability.total, availability.compliant) == (10, 11, True)
+    assert availability.budget_consumed == pytest.approx(1 / 1.1)
+    assert [v for _, v in availability.daily_budget_remaining][:3] == [1.0, 1.0, 1.0]
+    assert availability.daily_budget_remaining[9][1] == pytest.approx(1 - 1 / 1.1)
+    assert latency.observed_percentile == pytest.approx(0.05, rel=0.01)
+    assert availability.observed_percentile is None
+    md = report.to_markdown()
+    assert "No alert fired during the period." in md
+    assert "| a-latency | latency ≤ 100ms | 50.000 % | 100.000 % (P50 = 50.0 ms) |" in md
+    page = report.to_html()
+    assert "No alert fired during the period." in page
+    latency_chart = page[page.index("Latency per day") :]
+    # Every request took 50 ms, so P50 = P95 = P99: one flat value, drawn as a dot on each of the two days.
+    assert latency_chart.count("<circle") == 6
+    assert "<polyline" not in latency_chart.split("</svg>")[0]
+
+
+def test_incidents_are_clipped_to_the_period(tmp_path):
+    mar = dt.datetime(2027, 3, 1, tzinfo=dt.UTC).timestamp()
+    store = HistoryStore(tmp_path / "slo.db")
+    _minute(store, mar, "2xx", [0.01])
+    store.record_alert("a-availability", "ticket", "firing", mar - 3600, "from February")
+    store.record_alert("a-availability", "ticket", "resolved", mar + 7200 + 300, "")
+    store.record_alert("a-availability", "page", "firing", mar + 86400, "short")
+    store.record_alert("a-availability", "page", "resolved", mar + 86400 + 45, "")
+    store.record_alert("a-latency", "page", "firing", mar + 30 * 86400, "still going")
+    report = build_report(store, from_config(config.loads(SPARSE).section("slo")), "2027-03")
+    durations = [i["duration_seconds"] for i in report.to_json()["incidents"]]
+    assert durations == [7500.0, 45.0, 86400.0]  # from the period's start; to its end while firing
+    md = report.to_markdown()
+    assert "| a-availability | ticket | 2027-02-28T23:00:00Z | 2027-03-01T02:05:00Z | 2h 5m |" in md
+    assert "| 45s |" in md
+    assert "| a-latency | page | 2027-03-31T00:00:00Z | still firing | 1d |" in md
+    assert [s.incidents for s in report.slos] == [2, 1]
+    assert "still firing" in report.to_html()

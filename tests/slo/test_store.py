@@ -179,6 +179,57 @@ def test_foreign_sqlite_file_is_not_taken_over(tmp_path):
 def test_retention_arguments_are_checked(tmp_path):
     with pytest.raises(ValueError, match="at least 3 days"):
         HistoryStore(tmp_path / "a.db", raw_retention=3600)
+    with pytest.raises(ValueError, match="retention \\(hours\\) must be at least raw_retention"):
+        HistoryStore(tmp_path / "a.db", raw_retention=8 * 86400, retention=7 * 86400)
+    assert not (tmp_path / "a.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("meta", "problem"),
+    [
+        ("UPDATE meta SET value = '2'", "schema version '2', this buttress reads '1'"),
+        ("DELETE FROM meta", "it has no buttress schema version"),
+    ],
+)
+def test_a_history_of_another_schema_is_not_touched(tmp_path, meta, problem):
+    path = tmp_path / "slo.db"
+    with HistoryStore(path) as store:
+        store.write(NOV_1, [sample("/a", [0.1])])
+    conn = sqlite3.connect(path)
+    conn.execute(meta)
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(HistoryCorruptError) as info:
+        HistoryStore(path)
+    assert problem in str(info.value)
+    assert "move it aside" in str(info.value)
+    assert path.read_bytes() == before
+
+
+def test_a_folder_that_cannot_be_created_is_a_store_error(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(StoreError, match="cannot create the folder for the SLO history") as info:
+        HistoryStore(tmp_path / "file" / "slo.db")
+    assert not isinstance(info.value, HistoryCorruptError)
+
+
+def test_alert_intervals_open_once_and_close(tmp_path):
+    with HistoryStore(tmp_path / "slo.db") as store:
+        assert store.span() is None
+        assert store.write(NOV_1, []) == 0  # an idle minute writes nothing
+        assert store.span() is None
+        store.record_alert("api", "page", "firing", NOV_1 + 60, "burning fast")
+        store.record_alert("api", "page", "firing", NOV_1 + 120, "still burning")  # already open
+        store.record_alert("api", "ticket", "firing", NOV_1 + 120, "slow burn")
+        store.record_alert("api", "page", "resolved", NOV_1 + 600, "")
+        alerts = store.alerts(NOV_1, NOV_1 + 3600)
+        assert [(a.severity, a.started, a.ended, a.summary) for a in alerts] == [
+            ("page", NOV_1 + 60, NOV_1 + 600, "burning fast"),
+            ("ticket", NOV_1 + 120, None, "slow burn"),
+        ]
+        assert store.alerts(NOV_1 + 700, NOV_1 + 800)[0].severity == "ticket"  # still firing overlaps
+    store.close()  # closing twice is harmless
 
 
 def test_monitor_writes_minutes_and_warms_a_restarted_engine(tmp_path):
