@@ -73,26 +73,25 @@ class Connection:
     ) -> Response:
         """Send one request and read its response (one retry on a connection the server had closed)."""
         target = f"{path}?{urlencode(params)}" if params else path
-        body = b"" if json_body is None else json.dumps(json_body).encode()
-        head = [f"{method} {target} HTTP/1.1".encode(), b"Host: " + self._host_header]
-        if json_body is not None:
-            head.append(b"Content-Type: application/json")
-        if body or method in ("POST", "PUT", "PATCH"):
-            head.append(f"Content-Length: {len(body)}".encode())
-        for k, v in (headers or {}).items():
-            head.append(f"{k}: {v}".encode())
-        data = b"\r\n".join(head) + b"\r\n\r\n" + body
+        data = _encode(method, target, self._host_header, json_body, headers or {})
         for attempt in (1, 2):
-            fresh = self._writer is None
-            if fresh:
-                await self._connect()
+            fresh = await self._ensure_connected()
             try:
                 return await asyncio.wait_for(self._exchange(data), self.timeout)
-            except (OSError, asyncio.IncompleteReadError, HttpError, TimeoutError) as exc:
+            except _FAILURES as exc:
                 await self.close()
+                # A kept-alive connection may have been closed by the server while idle: try once more
+                # on a new one. A new connection that fails is a real failure.
                 if fresh or attempt == 2:
                     raise HttpError(f"{method} {target}: {type(exc).__name__}: {exc}") from exc
         raise AssertionError("unreachable")
+
+    async def _ensure_connected(self) -> bool:
+        """Connect unless connected; returns whether the connection is new."""
+        if self._writer is not None:
+            return False
+        await self._connect()
+        return True
 
     async def _exchange(self, data: bytes) -> Response:
         assert self._reader is not None
@@ -100,42 +99,82 @@ class Connection:
         self._writer.write(data)
         await self._writer.drain()
         reader = self._reader
-        status_line = await reader.readline()
-        if not status_line:
-            raise HttpError("connection closed by the server")
-        try:
-            status = int(status_line.split(b" ", 2)[1])
-        except (IndexError, ValueError):
-            raise HttpError(f"not an HTTP status line: {status_line[:80]!r}") from None
-        length: int | None = None
-        chunked = close = False
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.partition(b":")
-            key = name.strip().lower()
-            if key == b"content-length":
-                length = int(value.strip())
-            elif key == b"transfer-encoding" and b"chunked" in value.lower():
-                chunked = True
-            elif key == b"connection" and b"close" in value.lower():
-                close = True
-        if chunked:
-            parts = []
-            while True:
-                size = int((await reader.readline()).split(b";")[0].strip(), 16)
-                if size == 0:
-                    await reader.readline()
-                    break
-                parts.append(await reader.readexactly(size))
-                await reader.readline()
-            body = b"".join(parts)
-        elif length is not None:
-            body = await reader.readexactly(length)
+        status = await _read_status(reader)
+        head = await _Head.read(reader)
+        if head.chunked:
+            body = await _read_chunked(reader)
+        elif head.length is not None:
+            body = await reader.readexactly(head.length)
         else:
-            body = await reader.read()
-            close = True
-        if close:
+            body = await reader.read()  # no length: the body ends where the server closes
+            head.close = True
+        if head.close:
             await self.close()
         return Response(status, body)
+
+
+_FAILURES = (OSError, asyncio.IncompleteReadError, HttpError, TimeoutError)
+
+
+def _encode(method: str, target: str, host: bytes, json_body: Any, headers: dict[str, str]) -> bytes:
+    """The request's bytes: request line, headers, blank line, body."""
+    body = b"" if json_body is None else json.dumps(json_body).encode()
+    head = [f"{method} {target} HTTP/1.1".encode(), b"Host: " + host]
+    if json_body is not None:
+        head.append(b"Content-Type: application/json")
+    if body or method in _BODY_METHODS:
+        head.append(f"Content-Length: {len(body)}".encode())
+    head.extend(f"{k}: {v}".encode() for k, v in headers.items())
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+#: Methods that always send ``Content-Length`` (0 without a body), as servers expect of them.
+_BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+async def _read_status(reader: asyncio.StreamReader) -> int:
+    status_line = await reader.readline()
+    if not status_line:
+        raise HttpError("connection closed by the server")
+    try:
+        return int(status_line.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        raise HttpError(f"not an HTTP status line: {status_line[:80]!r}") from None
+
+
+class _Head:
+    """What the response headers say about the body: its length, chunked or not, and ``close``."""
+
+    __slots__ = ("chunked", "close", "length")
+
+    def __init__(self) -> None:
+        self.length: int | None = None
+        self.chunked = False
+        self.close = False
+
+    @classmethod
+    async def read(cls, reader: asyncio.StreamReader) -> _Head:
+        """Read header lines up to the blank line that ends them."""
+        head = cls()
+        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.partition(b":")
+            head.take(name.strip().lower(), value.strip().lower())
+        return head
+
+    def take(self, name: bytes, value: bytes) -> None:
+        """Note one header (``name`` and ``value`` lower-cased); others are ignored."""
+        if name == b"content-length":
+            self.length = int(value)
+        elif name == b"transfer-encoding" and b"chunked" in value:
+            self.chunked = True
+        elif name == b"connection" and b"close" in value:
+            self.close = True
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    parts = []
+    while size := int((await reader.readline()).split(b";")[0].strip(), 16):
+        parts.append(await reader.readexactly(size))
+        await reader.readline()  # the CRLF after each chunk
+    await reader.readline()  # the CRLF after the last (empty) chunk; no trailers are sent to us
+    return b"".join(parts)
