@@ -43,7 +43,22 @@ def test_parse_duration(text, seconds):
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "10", "ten seconds", "10 sec", "-5s", "1h-", True, None, [1], float("nan"), -1]
+    "bad",
+    [
+        "",
+        "10",
+        "ten seconds",
+        "10 sec",
+        "-5s",
+        "1h-",
+        True,
+        None,
+        [1],
+        float("nan"),
+        -1,
+        10**400,
+        "9" * 400 + "s",
+    ],
 )
 def test_parse_duration_rejects(bad):
     with pytest.raises(ValueError, match="duration"):

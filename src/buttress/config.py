@@ -87,7 +87,10 @@ def parse_duration(value: object) -> float:
     """
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"expected {_DURATION_HINT}")
-    seconds = float(value) if not isinstance(value, str) else _duration_text(value.strip().lower())
+    try:
+        seconds = float(value) if not isinstance(value, str) else _duration_text(value.strip().lower())
+    except OverflowError:
+        raise ValueError(f"expected a finite duration, {_DURATION_HINT}") from None
     if math.isnan(seconds) or math.isinf(seconds):
         raise ValueError(f"expected a finite duration, {_DURATION_HINT}")
     if seconds < 0:
