@@ -29,11 +29,15 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from buttress._extras import require
 from buttress.dashboard.snapshot import LocalSource, Merged, SnapshotSource
 from buttress.dashboard.view import LiveView
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
 
 __all__ = ["Control", "create_dashboard"]
 
@@ -124,6 +128,57 @@ def _clean(value: Any) -> Any:
     return value
 
 
+class _Routes:
+    """The dashboard's routes over one view, its ticker and its controls."""
+
+    def __init__(self, view: LiveView, ticker: _Ticker, controls: dict[str, Control], page: str) -> None:
+        from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
+
+        self.view = view
+        self.ticker = ticker
+        self.controls = controls
+        self.page = page
+        self._html = HTMLResponse
+        self._json = JSONResponse
+        self._streaming = StreamingResponse
+
+    async def index(self, _request: Request) -> Response:
+        """``GET /``: the page."""
+        return self._html(self.page)
+
+    async def state(self, _request: Request) -> Response:
+        """``GET /api/state``: the ticker's latest numbers while it runs, else a tick computed now."""
+        latest = self.ticker.latest if self.ticker.listeners else None
+        return self._json(_clean(latest if latest is not None else self.view.tick()))
+
+    async def stream(self, request: Request) -> Response:
+        """``GET /api/stream``: every tick as a server-sent event, until the page goes away."""
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return self._streaming(self._events(request), media_type="text/event-stream", headers=headers)
+
+    async def _events(self, request: Request) -> AsyncIterator[str]:
+        # The reconnect delay first, so a browser that loses the stream comes back at the page's pace.
+        yield f"retry: {int(self.ticker.interval * 1000)}\n\n"
+        async for data in self.ticker.stream():
+            if await request.is_disconnected():
+                break
+            yield f"data: {json.dumps(_clean(data), separators=(',', ':'))}\n\n"
+
+    async def control(self, request: Request) -> Response:
+        """``POST /api/controls/{name}/{action}``: run the action, answer the control's new state."""
+        name, action = request.path_params["name"], request.path_params["action"]
+        found = self.controls.get(name)
+        if found is None or action not in found.actions:
+            known = {n: list(c.actions) for n, c in self.controls.items()}
+            return self._json(
+                {"error": f"no control {name!r} with action {action!r}", "controls": known}, 404
+            )
+        result: Any = found.actions[action]()
+        if inspect.isawaitable(result):
+            await result
+        return self._json({"name": name, "action": action, "state": found.state()})
+
+
 def create_dashboard(
     source: SnapshotSource | None = None,
     *,
@@ -148,8 +203,6 @@ def create_dashboard(
     """
     require("starlette", "web")
     from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
@@ -163,49 +216,18 @@ def create_dashboard(
         controls=(lambda: [c.row() for c in by_name.values()]) if by_name else None,
         extras=extras,
     )
-    ticker = _Ticker(view, interval)
     static = resources.files("buttress.dashboard").joinpath("static")
     page = static.joinpath("index.html").read_text(encoding="utf-8").replace("{{title}}", title)
-
-    async def index(_request: Request) -> Response:
-        return HTMLResponse(page)
-
-    async def state(_request: Request) -> Response:
-        latest = ticker.latest if ticker.listeners else None
-        return JSONResponse(_clean(latest if latest is not None else view.tick()))
-
-    async def stream(request: Request) -> Response:
-        async def events() -> AsyncIterator[str]:
-            yield f"retry: {int(interval * 1000)}\n\n"
-            async for data in ticker.stream():
-                if await request.is_disconnected():
-                    break
-                yield f"data: {json.dumps(_clean(data), separators=(',', ':'))}\n\n"
-
-        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
-
-    async def control(request: Request) -> Response:
-        name, action = request.path_params["name"], request.path_params["action"]
-        found = by_name.get(name)
-        if found is None or action not in found.actions:
-            known = {n: list(c.actions) for n, c in by_name.items()}
-            return JSONResponse(
-                {"error": f"no control {name!r} with action {action!r}", "controls": known}, 404
-            )
-        result: Any = found.actions[action]()
-        if inspect.isawaitable(result):
-            result = await result
-        return JSONResponse({"name": name, "action": action, "state": found.state()})
-
-    routes = [
-        Route("/", index, methods=["GET"]),
-        Route("/api/state", state, methods=["GET"]),
-        Route("/api/stream", stream, methods=["GET"]),
-        Route("/api/controls/{name}/{action}", control, methods=["POST"]),
-        Mount("/static", StaticFiles(packages=[("buttress.dashboard", "static")]), name="static"),
-    ]
-    return Starlette(routes=routes)
+    routes = _Routes(view, _Ticker(view, interval), by_name, page)
+    return Starlette(
+        routes=[
+            Route("/", routes.index, methods=["GET"]),
+            Route("/api/state", routes.state, methods=["GET"]),
+            Route("/api/stream", routes.stream, methods=["GET"]),
+            Route("/api/controls/{name}/{action}", routes.control, methods=["POST"]),
+            Mount("/static", StaticFiles(packages=[("buttress.dashboard", "static")]), name="static"),
+        ]
+    )
 
 
 Action = Callable[[], Awaitable[Any] | Any]

@@ -133,26 +133,32 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> Merged:
         out.workers.append(str(snap.get("worker")))
         out.time = max(out.time, float(snap.get("time", 0.0)))
         for item in snap.get("metrics", ()):
-            key = (item["name"], tuple(sorted(item["labels"].items())))
-            if item["kind"] == "latency":
-                sketch = Sketch.from_bytes(base64.b64decode(item["sketch"]))
-                existing = out.sketches.get(key)
-                if existing is None:
-                    out.sketches[key] = sketch
-                else:
-                    existing.merge(sketch)
-            else:
-                value = float(item["value"])
-                out.values[key] = out.values.get(key, 0.0) + value
-                if item["kind"] == "gauge":
-                    out.peaks[key] = max(out.peaks.get(key, value), value)
+            _add_metric(out, item)
         for event in snap.get("events", ()):
+            # The same event can come twice: a worker's snapshot read before and after a rewrite.
             marker = (str(event.get("worker")), int(event.get("id", 0)))
             if marker not in seen_events:
                 seen_events.add(marker)
                 out.events.append(event)
     out.events.sort(key=lambda e: float(e.get("time", 0.0)))
     return out
+
+
+def _add_metric(out: Merged, item: dict[str, Any]) -> None:
+    """Add one series of one snapshot: sketches merge, values add up, gauges also keep their peak."""
+    key = (item["name"], tuple(sorted(item["labels"].items())))
+    if item["kind"] == "latency":
+        sketch = Sketch.from_bytes(base64.b64decode(item["sketch"]))
+        existing = out.sketches.get(key)
+        if existing is None:
+            out.sketches[key] = sketch
+        else:
+            existing.merge(sketch)
+        return
+    value = float(item["value"])
+    out.values[key] = out.values.get(key, 0.0) + value
+    if item["kind"] == "gauge":
+        out.peaks[key] = max(out.peaks.get(key, value), value)
 
 
 class SnapshotSource(Protocol):

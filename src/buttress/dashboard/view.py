@@ -41,7 +41,17 @@ def window_quantiles(now: Sketch, then: Sketch | None, qs: Sequence[float] = _QS
         if now.count == 0:
             return 0, [math.nan] * len(qs)
         return now.count, now.quantiles(qs)
-    a, b = now.to_dict(), then.to_dict()
+    a = now.to_dict()
+    zero, counts = _bucket_difference(a, then.to_dict())
+    total = zero + sum(counts.values())
+    if total <= 0:
+        return 0, [math.nan] * len(qs)
+    gamma = (1 + a["relative_accuracy"]) / (1 - a["relative_accuracy"])
+    return total, [_quantile(q * (total - 1), zero, counts, gamma) for q in qs]
+
+
+def _bucket_difference(a: dict[str, Any], b: dict[str, Any]) -> tuple[int, dict[int, int]]:
+    """Zero count and bucket counts of sketch dict ``a`` minus sketch dict ``b``, positive buckets only."""
     counts: dict[int, int] = {}
     for key, c in enumerate(a["counts"], start=a["offset"]):
         if c:
@@ -49,25 +59,22 @@ def window_quantiles(now: Sketch, then: Sketch | None, qs: Sequence[float] = _QS
     for key, c in enumerate(b["counts"], start=b["offset"]):
         if c:
             counts[key] = counts.get(key, 0) - c
-    zero = a["zero_count"] - b["zero_count"]
-    total = zero + sum(c for c in counts.values() if c > 0)
-    if total <= 0:
-        return 0, [math.nan] * len(qs)
-    gamma = (1 + a["relative_accuracy"]) / (1 - a["relative_accuracy"])
-    keys = sorted(k for k, c in counts.items() if c > 0)
-    out = []
-    for q in qs:
-        rank = q * (total - 1)
-        seen = zero
-        value = 0.0
-        if rank >= seen:
-            for k in keys:
-                seen += counts[k]
-                if seen > rank:
-                    value = 2 * gamma ** (k + 1) / (gamma + 1)
-                    break
-        out.append(value)
-    return total, out
+    return a["zero_count"] - b["zero_count"], {k: c for k, c in sorted(counts.items()) if c > 0}
+
+
+def _quantile(rank: float, zero: int, counts: dict[int, int], gamma: float) -> float:
+    """The value at ``rank`` (0-based) among ``zero`` zeros and the ``counts`` of buckets in key order.
+
+    A bucket's value is the midpoint that keeps the relative error within the sketch's accuracy.
+    """
+    seen = zero
+    if rank < seen:
+        return 0.0
+    for k, c in counts.items():
+        seen += c
+        if seen > rank:
+            return 2 * gamma ** (k + 1) / (gamma + 1)
+    return 0.0
 
 
 def _per_endpoint(merged: Merged) -> dict[tuple[str, str], tuple[Sketch, float]]:
