@@ -162,6 +162,8 @@ def test_label_explosion_is_bounded(registry):
         ("<other>", "OTHER", "2xx"): 2,
     }
     assert len(recorder.cache) == 2  # odd methods and overflowing routes are never cached
+    with pytest.raises(ValueError, match="max_routes must be at least 1, got 0"):
+        HttpRecorder(registry, max_routes=0)
 
 
 def flask_app():

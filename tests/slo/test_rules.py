@@ -247,7 +247,8 @@ def test_rules_file_reads_back_as_the_rule_structure():
         *from_config(
             config.loads(
                 '[[slo]]\nname = "quiet"\nsli = "availability"\nobjective = 0.9\nmin_traffic = 0\n'
-                'labels = { note = "say \\"hi\\": über", multi = "two\\nlines", indented = "  a\\nb\\n\\n" }\n'
+                'labels = { note = "say \\"hi\\": über", multi = "two\\nlines",'
+                ' indented = "  a\\nb\\n\\n" }\n'
                 'alerts = [{ severity = "ticket", long = "1h", short = "5m", burn_rate = 2 }]\n'
                 '[[slo]]\nname = "silent"\nsli = "availability"\nobjective = 0.9\nalerts = []\n'
             ).section("slo")

@@ -335,3 +335,18 @@ def test_calendar_month_spellings(month):
         ).section("slo")
     )
     assert (spec.window, spec.window_label, spec.window_seconds) == ("month", "month", 31 * 86400)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (42, 'a route selector is a string such as "GET /api/v1/events*" or "*"'),
+        ("GET /a /b", 'a route selector is "[METHOD[|METHOD]] PATTERN", e.g. "GET /api/v1/events*"'),
+        ("GET| /a", "unknown HTTP method 'GET|' in route selector"),
+        ("GET api/v1", "route pattern 'api/v1' must start with '/' or '*' (it matches route templates)"),
+    ],
+)
+def test_bad_route_selectors_say_why(text, message):
+    with pytest.raises(ValueError) as info:
+        RouteSelector.parse(text)
+    assert str(info.value).startswith(message)

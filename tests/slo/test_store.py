@@ -304,3 +304,31 @@ def test_monitor_thread_ticks_at_minute_boundaries(tmp_path):
     clock.advance(60)  # let the parked thread see the stop flag
     rows = list(store.rows(NOV_1, NOV_1 + 3600))
     assert [(r.route, r.count) for r in rows] == [("/a", 20)]
+
+
+def test_monitor_thread_outlives_a_failing_tick(tmp_path, caplog):
+    from buttress.testing import Faults
+
+    clock = SignallingClock(wall_start=NOV_1)
+    spec = SLOSpec("api", "availability", 0.99, 30 * 86400.0, (RouteSelector.parse("*"),))
+    recorder = HttpRecorder(Registry())
+    store = HistoryStore(tmp_path / "slo.db")
+    faults = Faults().fail(1, sqlite3.OperationalError("database or disk is full"))
+    store.write = faults.wrap(store.write)  # type: ignore[method-assign]
+    monitor = SLOMonitor(
+        [spec], recorder, store=store, clock=clock, events=EventStream(), registry=Registry()
+    )
+    recorder.record("/a", "GET", 200, 0.01)
+    monitor.start()
+    assert clock.parked.acquire(timeout=10)
+    clock.advance(61)  # the first minute's write fails
+    assert clock.parked.acquire(timeout=10)  # ... and the thread parks for the next minute all the same
+    assert "SLO monitor tick failed" in caplog.text
+    recorder.record("/a", "GET", 200, 0.02)
+    recorder.record("/a", "GET", 200, 0.03)
+    clock.advance(60)
+    assert clock.parked.acquire(timeout=10)
+    monitor.stop()
+    clock.advance(60)
+    assert faults.calls == 2
+    assert [(r.start - NOV_1, r.count) for r in store.rows(NOV_1, NOV_1 + 3600)] == [(60, 2)]
