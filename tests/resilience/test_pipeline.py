@@ -348,3 +348,32 @@ def test_the_documented_provider_configuration_builds(
         assert pipeline.http is not None
         assert (pipeline.http.connect, pipeline.http.read) == (5, 10)
     assert type(policy("email", config=cfg).policies[0]).__name__ == "DeadLetterQueue"
+
+
+def test_build_takes_clock_registry_and_events(tmp_path: Path) -> None:
+    cfg = config.loads(
+        "[resilience.policies.mail]\n"
+        'breaker = { window = "count:4", minimum_calls = 2, failure_rate = 0.5, wait_open = "10s" }\n'
+        "retry = 1\n"
+        f'dead_letter = "sqlite:{tmp_path / "dlq.db"}"\n'
+    )
+    clock, registry, events = VirtualClock(), Registry(), EventStream()
+    entry = cfg.section("resilience")["policies"]["mail"]
+    pipeline = named.build(
+        "mail", entry, clock=clock, registry=registry, events=events, idempotency_key=lambda to: f"mail-{to}"
+    )
+    flaky = Faults(clock=clock).always(ConnectionError("down")).wrap(lambda to: to)
+    guarded = pipeline(flaky)
+    for to in ("a", "b"):
+        with pytest.raises(ConnectionError) as info:
+            guarded(to)
+        assert info.value.dead_letter_id  # type: ignore[attr-defined]
+    transitions = [e for e in events.recent() if getattr(e, "to_state", None) == "open"]
+    assert len(transitions) == 1
+    assert registry.value("buttress_circuitbreaker_state", {"name": "mail", "state": "open"}) == 1
+    (depth,) = [f for f in registry.families() if f.name == "buttress_dlq_depth"]
+    (gauge,) = depth.children
+    assert gauge.labels["policy"] == "mail"
+    assert registry.value("buttress_dlq_depth", gauge.labels) == 2
+    queue = pipeline.policies[0]
+    assert sorted(letter.idempotency_key for letter in queue.store.list()) == ["mail-a", "mail-b"]

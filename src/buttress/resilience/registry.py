@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.config import Config, current
 from buttress.errors import ConfigError, ConfigProblem
 from buttress.resilience.bulkhead import Bulkhead
@@ -36,6 +37,8 @@ from buttress.resilience.policy import Policy
 from buttress.resilience.ratelimit import RateLimiter
 from buttress.resilience.retry import Retry
 from buttress.resilience.timeout import Timeout
+from buttress.telemetry.events import EVENTS, EventStream
+from buttress.telemetry.registry import REGISTRY, Registry
 
 __all__ = ["HttpTimeouts", "NamedPipeline", "build", "clear", "names", "policy"]
 
@@ -80,20 +83,53 @@ class NamedPipeline(Pipeline):
         self.settings = settings
 
 
-def build(name: str, entry: dict[str, Any]) -> NamedPipeline:
+@dataclass(frozen=True, slots=True)
+class _Env:
+    """What every policy of one pipeline is built with: its clock, metrics registry and event stream."""
+
+    clock: Clock
+    registry: Registry
+    events: EventStream
+
+
+def build(
+    name: str,
+    entry: dict[str, Any],
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    registry: Registry = REGISTRY,
+    events: EventStream = EVENTS,
+    idempotency_key: Callable[..., str] | None = None,
+) -> NamedPipeline:
     """Build the pipeline for one checked ``[resilience.policies.<name>]`` entry.
+
+    :func:`policy` calls this with the process's defaults; call it yourself to build the same pipeline
+    on a virtual clock, into a test's own registry, or several times in one process.
 
     Args:
         name: the entry's name; labels every policy's metrics.
         entry: the checked entry (as :data:`buttress.resilience.schema.POLICY` returns it).
+        clock: the clock every policy waits and measures on.
+        registry: where every policy counts.
+        events: where the breaker publishes its state transitions.
+        idempotency_key: for an entry with ``dead_letter``: derives each dead letter's key from the
+            call's arguments (see :class:`~buttress.resilience.dlq.DeadLetterQueue`).
     """
-    by_kind = {kind: make(name, entry[kind]) for kind, make in _BUILDERS.items() if entry.get(kind)}
+    env = _Env(clock, registry, events)
+    by_kind = {kind: make(name, entry[kind], env) for kind, make in _BUILDERS.items() if entry.get(kind)}
     policies = _in_order(name, by_kind, entry.get("order") or [])
     store = entry.get("dead_letter")
     if store:
         from buttress.resilience.dlq import DeadLetterQueue, open_store
 
-        policies.insert(0, DeadLetterQueue(open_store(store), policy=name))
+        queue = DeadLetterQueue(
+            open_store(store, clock=clock),
+            policy=name,
+            idempotency_key=idempotency_key,
+            clock=clock,
+            registry=registry,
+        )
+        policies.insert(0, queue)
     h = entry.get("http")
     http = HttpTimeouts(connect=h["connect"], read=h["read"], write=h["write"], pool=h["pool"]) if h else None
     return NamedPipeline(*policies, name=name, http=http, settings=entry)
@@ -115,11 +151,11 @@ def _in_order(name: str, by_kind: dict[str, Policy], order: list[str]) -> list[P
     return [by_kind[kind] for kind in order if kind in by_kind]
 
 
-def _timeout(name: str, t: dict[str, Any]) -> Policy:
-    return Timeout(t["duration"], name=name, sync=t["sync"])
+def _timeout(name: str, t: dict[str, Any], env: _Env) -> Policy:
+    return Timeout(t["duration"], name=name, sync=t["sync"], clock=env.clock, registry=env.registry)
 
 
-def _retry(name: str, r: dict[str, Any]) -> Policy:
+def _retry(name: str, r: dict[str, Any], env: _Env) -> Policy:
     budget = throttle = None
     if r["budget"] is not None:
         from buttress.resilience.budget import RetryBudget
@@ -140,10 +176,12 @@ def _retry(name: str, r: dict[str, Any]) -> Policy:
         max_time=r["max_time"],
         budget=budget,
         throttle=throttle,
+        clock=env.clock,
+        registry=env.registry,
     )
 
 
-def _breaker(name: str, b: dict[str, Any]) -> Policy:
+def _breaker(name: str, b: dict[str, Any], env: _Env) -> Policy:
     wait: Any = b["wait_open"]
     if b["wait_open_factor"] > 1 or b["wait_open_max"] is not None:
         wait = exponential_wait(b["wait_open"], b["wait_open_factor"], b["wait_open_max"])
@@ -158,20 +196,37 @@ def _breaker(name: str, b: dict[str, Any]) -> Policy:
         half_open_calls=b["half_open_calls"],
         max_wait_half_open=b["max_wait_half_open"],
         automatic_half_open=b["automatic_half_open"],
+        clock=env.clock,
+        registry=env.registry,
+        events=env.events,
     )
 
 
-def _rate_limit(name: str, rl: dict[str, Any]) -> Policy:
-    return RateLimiter(name, rate=rl["rate"], period=rl["period"], burst=rl["burst"], max_wait=rl["max_wait"])
+def _rate_limit(name: str, rl: dict[str, Any], env: _Env) -> Policy:
+    return RateLimiter(
+        name,
+        rate=rl["rate"],
+        period=rl["period"],
+        burst=rl["burst"],
+        max_wait=rl["max_wait"],
+        clock=env.clock,
+        registry=env.registry,
+    )
 
 
-def _bulkhead(name: str, bh: dict[str, Any]) -> Policy:
-    return Bulkhead(name, max_concurrent=bh["max_concurrent"], max_wait=bh["max_wait"])
+def _bulkhead(name: str, bh: dict[str, Any], env: _Env) -> Policy:
+    return Bulkhead(
+        name,
+        max_concurrent=bh["max_concurrent"],
+        max_wait=bh["max_wait"],
+        clock=env.clock,
+        registry=env.registry,
+    )
 
 
 # Each policy kind an entry may configure, and how its checked table becomes the policy. The order is
 # the one ``order`` lists missing kinds in.
-_BUILDERS: dict[str, Callable[[str, dict[str, Any]], Policy]] = {
+_BUILDERS: dict[str, Callable[[str, dict[str, Any], _Env], Policy]] = {
     "timeout": _timeout,
     "retry": _retry,
     "breaker": _breaker,
