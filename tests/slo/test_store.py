@@ -332,3 +332,15 @@ def test_monitor_thread_outlives_a_failing_tick(tmp_path, caplog):
     clock.advance(60)
     assert faults.calls == 2
     assert [(r.start - NOV_1, r.count) for r in store.rows(NOV_1, NOV_1 + 3600)] == [(60, 2)]
+
+
+def test_writes_to_the_same_minute_merge_exactly(tmp_path):
+    with HistoryStore(tmp_path / "slo.db") as store:
+        store.write(NOV_1 + 5, [sample("/a", [0.01, 0.02]), sample("/a", [0.5], cls="5xx")])
+        store.write(NOV_1 + 59, [sample("/a", [0.03, 0.04, 0.05])])  # same minute, another worker
+        rows = {(r.status_class, r.start): r for r in store.rows(NOV_1, NOV_1 + 60)}
+    assert sorted(rows) == [("2xx", int(NOV_1)), ("5xx", int(NOV_1))]
+    merged = rows[("2xx", int(NOV_1))]
+    assert (merged.count, merged.sketch.count) == (5, 5)
+    assert merged.sketch.sum == pytest.approx(0.15)
+    assert merged.sketch.quantile(1.0) == pytest.approx(0.05, rel=0.01)
