@@ -143,3 +143,100 @@ async def test_async_tiered_roundtrip(redis_server, registry: Registry, protocol
     finally:
         await cache.aclose()
         other.close()
+
+
+def _applied(cache: Cache | AsyncCache, count: int) -> None:
+    """Wait until ``cache`` has applied ``count`` invalidation messages from other caches."""
+    tiered = cache.core.tiered
+    assert tiered is not None
+    assert tiered.wait_for(lambda: tiered.invalidations_applied >= count, timeout=10)
+
+
+def test_l2_reads_fill_l1_and_batches_read_l1_first(redis_server, registry: Registry) -> None:
+    writer = Cache("ev", backend=redis_server.url, registry=registry)
+    reader = Cache("ev", backend=redis_server.url, registry=Registry())
+    store = reader.core.store
+    assert store is not None
+    try:
+        writer.set_many({"a": 1, "b": 2, "c": 3})
+        _applied(reader, 3)  # a late message would drop what the reads below copy into L1
+        assert reader.get_or_load("c", lambda: "not called") == 3  # from L2, through get_or_load
+        assert reader.get_many(["a", "b", "zz"]) == {"a": 1, "b": 2}
+        assert store.peek("a") is not None  # promoted
+        assert store.peek("c") is not None
+        hits = store.stats.hits
+        assert reader.get_many(["a", "b"]) == {"a": 1, "b": 2}  # all from L1, no round trip
+        assert store.stats.hits == hits + 2
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_entry_whose_tag_was_invalidated_elsewhere_is_not_promoted(redis_server, registry: Registry) -> None:
+    writer = Cache("ev", backend=redis_server.url, registry=registry)
+    # A Redis-only namespace bumps the stamp in Redis without a message on the channel: the reader can
+    # only learn of it by checking the stamps of what it reads from L2.
+    bumper = Cache("ev", backend=redis_server.url, tiered=False, registry=Registry())
+    reader = Cache("ev", backend=redis_server.url, registry=Registry())
+    store = reader.core.store
+    assert store is not None
+    try:
+        writer.set("x", 1, tags=["speakers"])
+        writer.set("y", 2, tags=["other"])
+        bumper.invalidate_tag("speakers")
+        _applied(reader, 2)
+        assert reader.get("x") is None
+        assert reader.get_many(["x", "y"]) == {"y": 2}
+        assert store.peek("x") is None
+        assert store.peek("y") is not None
+    finally:
+        writer.close()
+        bumper.close()
+        reader.close()
+
+
+async def test_async_l2_reads_and_tags_checked_in_redis(redis_server, registry: Registry) -> None:
+    writer = Cache("ev", backend=redis_server.url, registry=registry)
+    bumper = Cache("ev", backend=redis_server.url, tiered=False, registry=Registry())
+    reader = AsyncCache("ev", backend=redis_server.url, registry=Registry())
+    store = reader.core.store
+    assert store is not None
+    try:
+        writer.set_many({"a": 1, "b": 2})
+        writer.set("x", 1, tags=["speakers"])
+        bumper.invalidate_tag("speakers")
+        _applied(reader, 3)
+        assert await reader.get_or_load("a", lambda: "not called") == 1
+        assert await reader.get("x") is None
+        assert await reader.get_many(["b", "x", "zz"]) == {"b": 2}
+        assert await reader.get_many(["a", "b"]) == {"a": 1, "b": 2}  # both in L1 now
+        assert store.peek("x") is None
+    finally:
+        writer.close()
+        bumper.close()
+        await reader.aclose()
+
+
+def test_garbled_and_unknown_channel_messages_are_ignored(redis_server, registry: Registry) -> None:
+    writer = Cache("ev", backend=redis_server.url, registry=registry)
+    reader = Cache("ev", backend=redis_server.url, registry=Registry())
+    tiered, store = reader.core.tiered, reader.core.store
+    assert tiered is not None
+    assert store is not None
+    raw = redis_server.client()
+    try:
+        writer.set("k", "v")
+        _applied(reader, 1)
+        assert reader.get("k") == "v"
+        applied = tiered.invalidations_applied
+        for message in (b"\xff\xfe", b"no separators", b"other|1.0|z|from a newer version"):
+            raw.publish(tiered.channel, message)
+        writer.set("j", 1)  # published after them on the same channel: applied after them
+        assert tiered.wait_for(lambda: tiered.invalidations_applied >= applied + 2, timeout=10)
+        assert tiered.invalidations_applied == applied + 2  # the unknown kind, then the write
+        assert reader.get("k") == "v"  # nothing dropped by the messages it could not use
+        assert tiered.listening
+    finally:
+        writer.close()
+        reader.close()
+        raw.close()
