@@ -19,7 +19,9 @@ from buttress.cache import AsyncCache, Cache, SerializationError
 from buttress.cache.patterns.behind import RedisStreamJournal, SQLiteJournal, WriteBehind
 from buttress.cache.patterns.through import AsyncReadThrough, AsyncWriteThrough, ReadThrough, WriteThrough
 from buttress.clock import VirtualClock
+from buttress.errors import StoreError
 from buttress.telemetry import Registry
+from buttress.testing import Faults
 
 CHILD = str(Path(__file__).with_name("_child.py"))
 
@@ -105,6 +107,66 @@ def test_write_through_unserialisable_deletes_key(redis_server, registry: Regist
         cache.close()
 
 
+def test_read_through_batches_only_what_is_missing(registry: Registry) -> None:
+    cache = Cache("ev", registry=registry)
+    source = {"a": 1, "b": 2}
+    batches: list[list[str]] = []
+
+    def load_many(keys: list[str]) -> dict[str, int]:
+        batches.append(keys)
+        return {k: source[k] for k in keys if k in source}
+
+    rt = ReadThrough(cache, source.__getitem__, many=load_many)
+    assert rt.get_many(["a", "b"]) == {"a": 1, "b": 2}
+    assert rt.get_many(["a", "b"]) == {"a": 1, "b": 2}  # all cached: no batch
+    assert rt.get_many(["nope"]) == {}  # the source has none of them: nothing to store
+    assert batches == [["a", "b"], ["nope"]]
+    assert cache.get("nope") is None
+
+
+async def test_async_read_through_batches(registry: Registry) -> None:
+    cache = AsyncCache("ev", registry=registry)
+    source = {"a": 1, "b": 2, "c": 3}
+    batches: list[list[str]] = []
+
+    async def load(key: str) -> int:
+        return source[key]
+
+    async def load_many(keys: list[str]) -> dict[str, int]:
+        batches.append(keys)
+        return {k: source[k] for k in keys if k in source}
+
+    rt = AsyncReadThrough(cache, load, many=load_many)
+    assert await rt.get_many(["a", "b"]) == {"a": 1, "b": 2}
+    assert await rt.get_many(["a", "b", "zz"]) == {"a": 1, "b": 2}
+    assert batches == [["a", "b"], ["zz"]]
+    assert await AsyncReadThrough(cache, load).get_many(["b", "c"]) == {"b": 2, "c": 3}
+    assert await cache.get("c") == 3
+
+
+async def test_async_write_through_unserialisable_and_outage(redis_server, registry: Registry) -> None:
+    cache = AsyncCache("ev", backend=redis_server.url, tiered=False, down_for=0.0, registry=registry)
+    source: dict[str, Any] = {}
+
+    async def write(key: str, value: Any) -> None:
+        source[key] = value
+
+    try:
+        wt = AsyncWriteThrough(cache, write)
+        await wt.write("k", "old")
+        with pytest.raises(SerializationError):
+            await wt.write("k", threading.Lock())
+        assert "k" in source
+        assert await cache.get("k") is None
+        assert wt.stale_risk == 0
+        redis_server.stop()
+        await wt.write("k2", "v")  # the source has it; the cache write was dropped
+        assert source["k2"] == "v"
+        assert wt.stale_risk == 1
+    finally:
+        await cache.aclose()
+
+
 # -- write-behind -------------------------------------------------------------------------------------------
 
 
@@ -177,6 +239,85 @@ def test_write_behind_flusher_thread_and_close(tmp_path: Path, registry: Registr
     wb.write("c", 3)  # below batch_size, interval far away: flushed by close()
     wb.close()
     assert source.rows() == {"a": 1, "b": 2, "c": 3}
+
+
+def test_write_behind_rejects_settings_that_cannot_work(tmp_path: Path, registry: Registry) -> None:
+    with pytest.raises(StoreError, match="synchronous must be FULL, EXTRA or NORMAL"):
+        SQLiteJournal(tmp_path / "j.db", synchronous="OFF")
+    not_sqlite = tmp_path / "notes.db"
+    not_sqlite.write_bytes(b"these are not the pages of a SQLite database" * 100)
+    with pytest.raises(StoreError, match="unreadable"):
+        SQLiteJournal(not_sqlite)
+    cache = Cache("wb", registry=registry)
+    journal = SQLiteJournal(tmp_path / "j.db")
+    with pytest.raises(StoreError, match="batch_size must be at least 1"):
+        WriteBehind(cache, dict, journal=journal, batch_size=0, start=False, registry=registry)
+    with pytest.raises(StoreError, match="interval must be a positive number"):
+        WriteBehind(cache, dict, journal=journal, interval=0, start=False, registry=registry)
+    journal.close()
+
+
+def test_sqlite_journal_acknowledges_exactly_what_it_is_given(tmp_path: Path) -> None:
+    journal = SQLiteJournal(tmp_path / "j.db", synchronous="normal")
+    journal.append("a", b"1")
+    journal.append("b", b"2")
+    journal.ack([])  # nothing to forget
+    rows = journal.pending(10)
+    assert [(key, data) for _, key, data in rows] == [("a", b"1"), ("b", b"2")]
+    journal.ack([rows[0][0]])
+    assert journal.count() == 1
+    assert [key for _, key, _ in journal.pending(10)] == ["b"]
+    journal.close()
+
+
+def test_flusher_survives_a_journal_error(tmp_path: Path, registry: Registry) -> None:
+    journal = SQLiteJournal(tmp_path / "j.db")
+    failing_pending = Faults().fail(1, StoreError("journal unreadable for a moment")).wrap(journal.pending)
+    tried = threading.Event()
+
+    def pending(limit: int) -> list[Any]:
+        try:
+            return failing_pending(limit)
+        finally:
+            tried.set()
+
+    journal.pending = pending  # type: ignore[method-assign]
+    written: dict[str, Any] = {}
+    flushed = threading.Event()
+
+    def writer(batch: Mapping[str, Any]) -> None:
+        written.update(batch)
+        if "b" in batch:
+            flushed.set()
+
+    cache = Cache("wb", registry=registry)
+    with WriteBehind(cache, writer, journal=journal, batch_size=1, interval=3600, registry=registry) as wb:
+        wb.write("a", 1)  # wakes the flusher, whose read of the journal fails
+        assert tried.wait(10)
+        wb.write("b", 2)  # the flusher is still alive: it wakes again and writes both
+        assert flushed.wait(10)
+    assert written == {"a": 1, "b": 2}
+    assert isinstance(wb.last_error, StoreError)
+    assert registry.value("buttress_cache_writebehind_pending", {"namespace": "wb"}) == 0
+
+
+async def test_write_behind_awrite_updates_either_face(tmp_path: Path, registry: Registry) -> None:
+    source = Source(tmp_path / "source.db")
+    sync_cache = Cache("wb", registry=registry)
+    wb = WriteBehind(
+        sync_cache, source.write, journal=SQLiteJournal(tmp_path / "j.db"), batch_size=1, registry=registry
+    )
+    await wb.awrite("a", 1)  # a sync cache behind async code: updated directly
+    assert sync_cache.get("a") == 1
+    await wb.aclose()
+    async_cache = AsyncCache("wb2", registry=registry)
+    wb2 = WriteBehind(
+        async_cache, source.write, journal=SQLiteJournal(tmp_path / "j2.db"), start=False, registry=registry
+    )
+    wb2.write("b", 2)  # journaled; an AsyncCache cannot be updated from sync code, so it is not
+    assert await async_cache.get("b") is None
+    await wb2.aclose()
+    assert source.rows() == {"a": 1, "b": 2}
 
 
 def test_write_behind_failures_retry_then_dead_letter(tmp_path: Path, registry: Registry) -> None:

@@ -244,3 +244,18 @@ def test_backend_returns_miss_sentinel(redis_server, registry: Registry) -> None
         assert cache.core.remote.get("nothing") is MISS
     finally:
         cache.close()
+
+
+def test_shared_backends_keep_both_protocols(redis_server, registry: Registry) -> None:
+    from buttress.cache.backends.base import AsyncBackend, SyncBackend
+
+    tiered = Cache("ev", backend=redis_server.url, registry=registry)
+    redis_only = Cache("ro", backend=redis_server.url, tiered=False, registry=registry)
+    try:
+        for backend in (tiered.core.tiered, tiered.core.remote, redis_only.core.remote):
+            assert isinstance(backend, SyncBackend)
+            assert isinstance(backend, AsyncBackend)
+        assert not isinstance(tiered.core.store, AsyncBackend)  # the L1 store is bound directly
+    finally:
+        tiered.close()
+        redis_only.close()

@@ -6,8 +6,10 @@ raise :class:`~buttress.cache.serialize.SerializationError` for a value that can
 that is the caller's bug, not an outage.
 
 Sync methods and async methods have different names (``get`` / ``aget``) so one object can serve both
-faces of a namespace, and handing a sync-only backend to :class:`~buttress.cache.AsyncCache` fails when
-the cache is built, with a sentence that says so — not on the first call.
+faces of a namespace. The cache builds its shared backends itself from the ``backend=`` URL
+(:class:`~buttress.cache.backends.redis.RedisBackend`, and
+:class:`~buttress.cache.backends.tiered.TieredBackend` in front of it); both keep these two contracts,
+which the tests check. A namespace does not accept a backend object of another kind yet.
 
 The in-process :class:`~buttress.cache.backends.memory.MemoryStore` is not a backend in this sense: the
 cache binds its methods directly, which is what keeps a memory hit near 150 ns.
