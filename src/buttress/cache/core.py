@@ -8,7 +8,6 @@ faces' hot paths are closures over plain local variables.
 from __future__ import annotations
 
 import functools
-import math
 import pickle
 import random
 import sys
@@ -19,6 +18,7 @@ from buttress.cache.backends.memory import MemoryStore
 from buttress.cache.invalidation import LocalTags, RedisTags, Tags
 from buttress.cache.keys import check_hashable, namespace_prefix
 from buttress.cache.metrics import CacheMetrics
+from buttress.cache.patterns.aside import xfetch_due
 from buttress.cache.serialize import Envelope, Serializer, serializer_for
 from buttress.cache.ttl import AdaptiveTTL, FixedTTL, JitteredTTL, TTLStrategy, make_strategy
 from buttress.cache.versioning import fingerprint
@@ -346,5 +346,5 @@ class CacheCore:
 
     @staticmethod
     def xfetch(now: float, env: Envelope, beta: float, u: float) -> bool:
-        """XFetch's test (see :mod:`buttress.cache.patterns.aside`)."""
-        return now - env.delta * beta * math.log(u or 1e-300) >= env.fresh_until
+        """XFetch's test for ``env`` (:func:`~buttress.cache.patterns.aside.xfetch_due`), ``u`` in [0, 1)."""
+        return xfetch_due(now, env.fresh_until, env.delta, beta, u or 1e-300)  # ln(0) is undefined
