@@ -58,6 +58,7 @@ MISS: object = object()
 POLICIES = ("tinylfu", "lru")
 
 #: Reads buffered between two replays into the policy; reads beyond it are not recorded (see above).
+#: An entry removed while a read of it is buffered stays referenced until the next replay.
 READ_BUFFER = 1024
 
 _INF = math.inf

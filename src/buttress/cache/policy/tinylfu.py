@@ -22,8 +22,9 @@ The design follows Einziger, Friedman and Manes, "TinyLFU: A Highly Efficient Ca
   (80 % of main). Protected overflow is demoted back to probation, whose least recent entry is the
   victim admission compares against.
 * **Adaptation**: a :class:`~buttress.cache.policy.climber.HillClimber` resizes the window from the
-  hit rate of each sample of requests. Growing the window is lazy — main simply evicts until the
-  window has filled — and shrinking moves the window's oldest entries into probation as candidates.
+  hit rate of each sample of requests. Growing the window re-labels main's least recent entries as
+  window entries (nothing is evicted, so no hits are lost); shrinking is lazy — the next eviction
+  pass moves the window's oldest entries into probation as candidates.
 """
 
 from __future__ import annotations
