@@ -332,6 +332,7 @@ class _Listener(threading.Thread):
                 self._lost()
             finally:
                 self._close_pubsub()
+        self.connected = False  # stopped: ``listening`` must not report a subscription that is gone
 
     def _subscribe(self, pubsub: Any) -> None:
         # Subscribe confirmations are wanted: the subscription is live only once one arrives.
