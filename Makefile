@@ -33,10 +33,15 @@ bench-venv: $(BENCH_STAMP)
 
 # Every area's benchmark in turn (BENCH_ARGS="--quick" for the short runs), then the summary table.
 BENCH_AREAS := telemetry resilience cache hitrate slo quality
-bench: $(BENCH_STAMP)
+JSCPD_DIR := benchmarks/jscpd
+$(JSCPD_DIR)/node_modules/.package-lock.json: $(JSCPD_DIR)/package-lock.json
+	cd $(JSCPD_DIR) && npm ci --no-audit --no-fund --loglevel=error
+
+bench: $(BENCH_STAMP) $(JSCPD_DIR)/node_modules/.package-lock.json
 	@mkdir -p .bench
 	@for area in $(BENCH_AREAS); do \
 		echo "== $$area"; \
+		JSCPD=$(JSCPD_DIR)/node_modules/.bin/jscpd \
 		$(BENCH_VENV)/bin/python benchmarks/$$area.py $(BENCH_ARGS) --json .bench/$$area.json || exit 1; \
 	done
 	$(BENCH_VENV)/bin/python benchmarks/summary.py $(addprefix .bench/,$(addsuffix .json,$(BENCH_AREAS)))
