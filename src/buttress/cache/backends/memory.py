@@ -310,28 +310,14 @@ class MemoryStore:
             ValueError: for a ``ttl`` that is not a positive number or a ``weight`` that is not a
                 positive int.
         """
+        # The checks' common case is one comparison each; the rare cases (inf, bad values) are out of line.
         if ttl is not None and not (0 < ttl < _INF):
-            if ttl == _INF:
-                ttl = None
-            else:
-                raise ValueError(
-                    f"MemoryStore.put(ttl=...) must be a positive number of seconds, or None for no expiry; "
-                    f"got {ttl!r} for key {key!r}"
-                )
+            ttl = _checked_ttl(ttl, key)
         if weight.__class__ is not int or weight < 1:
-            if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
-                raise ValueError(
-                    f"MemoryStore.put(weight=...) must be a positive int (an estimated size in bytes); "
-                    f"got {weight!r} for key {key!r}"
-                )
-            weight = int(weight)
+            weight = _checked_weight(weight, key)
         with self._lock:
             now = self._now()
-            if self._buffer:
-                self._drain()
-            wheel = self._wheel
-            if (wheel.count or ttl is not None) and now >= wheel.next_tick:
-                wheel.advance(now, self._expire)
+            self._before_write(now, ttl is not None)
             # spread(key), inlined: this is the write path's hottest line.
             entry = Entry(
                 key, value, None if ttl is None else now + ttl, now, weight, (hash(key) * _GOLDEN) & _M64
@@ -341,19 +327,29 @@ class MemoryStore:
             data[key] = entry
             self._weight += weight
             if ttl is not None:
-                wheel.schedule(entry)
+                self._wheel.schedule(entry)
             if old is None:
                 self._policy.add(entry)
             else:
-                self._weight -= old.weight
-                if old.timer is not None:
-                    wheel.deschedule(old)
-                self._policy.replace(old, entry)
-            events = self._pending
-            if events:
-                self._pending = []
+                self._replaced(old, entry)
+            events = self._take_pending()
         if events:
             self._notify(events)
+
+    def _before_write(self, now: float, timed: bool) -> None:
+        """Catch the policy up on buffered reads and expire what is due (under the lock)."""
+        if self._buffer:
+            self._drain()
+        wheel = self._wheel
+        if (wheel.count or timed) and now >= wheel.next_tick:
+            wheel.advance(now, self._expire)
+
+    def _replaced(self, old: Entry, entry: Entry) -> None:
+        """``entry`` took ``old``'s key: undo old's weight and timer, and let the policy swap them."""
+        self._weight -= old.weight
+        if old.timer is not None:
+            self._wheel.deschedule(old)
+        self._policy.replace(old, entry)
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; true when a live entry was there (cause ``"explicit"``).
@@ -502,3 +498,23 @@ def _check_arguments(
     if on_evict is not None and not callable(on_evict):
         problems.append(ConfigProblem("on_evict", "must be a callable (key, value, cause) or None", on_evict))
     return problems
+
+
+def _checked_ttl(ttl: float, key: str) -> float | None:
+    """``None`` for an infinite ``ttl``; ``ValueError`` for one that is not a positive number."""
+    if ttl == _INF:
+        return None
+    raise ValueError(
+        f"MemoryStore.put(ttl=...) must be a positive number of seconds, or None for no expiry; "
+        f"got {ttl!r} for key {key!r}"
+    )
+
+
+def _checked_weight(weight: int, key: str) -> int:
+    """``weight`` as an int; ``ValueError`` unless it is a positive whole number (bools are not)."""
+    if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
+        raise ValueError(
+            f"MemoryStore.put(weight=...) must be a positive int (an estimated size in bytes); "
+            f"got {weight!r} for key {key!r}"
+        )
+    return int(weight)

@@ -312,9 +312,24 @@ class WTinyLfuPolicy:
             self._demote()
 
     def _evict_overflow(self) -> None:
+        candidates = self._window_overflow()
+        maximum = self.maximum
+        while self._total > maximum or self._count > self.max_count:
+            candidate = _newest_on_probation(candidates)
+            if candidate is None:
+                self._evict_one_resident()
+                continue
+            loser, rejected = self._duel(candidate)
+            del self._probation[loser.key]
+            loser.queue = DEAD
+            self._total -= loser.weight if self.weighted else 1
+            self._count -= 1
+            self._evict(loser, rejected)
+
+    def _window_overflow(self) -> list[Entry]:
+        """Move the window's overflow to probation's recent end, oldest first; they are the candidates."""
         weighted = self.weighted
         window, probation = self._window, self._probation
-        # Window overflow becomes candidates at probation's recent end, oldest first.
         candidates: list[Entry] = []
         while self._window_total > self.window_maximum and window:
             key, entry = window.popitem(last=False)
@@ -322,36 +337,25 @@ class WTinyLfuPolicy:
             probation[key] = entry
             self._window_total -= entry.weight if weighted else 1
             candidates.append(entry)
-        maximum = self.maximum
-        while self._total > maximum or self._count > self.max_count:
-            candidate = None
-            while candidates:
-                candidate = candidates.pop()
-                if candidate.queue == PROBATION:
-                    break
-                candidate = None
-            if candidate is None:
-                self._evict_one_resident()
-                continue
-            # Newest candidate against main's least recent entry: the less popular one leaves.
-            victim = probation[next(iter(probation))]
-            if victim is candidate:
-                loser, rejected = candidate, False
-            elif (candidate.weight if weighted else 1) > maximum:
-                loser, rejected = candidate, True
-            else:
-                frequency = self.sketch.frequency
-                candidate_freq = frequency(candidate.hash)
-                victim_freq = frequency(victim.hash)
-                if candidate_freq > victim_freq or (candidate_freq > _WARM and self._rand(7) == 0):
-                    loser, rejected = victim, False
-                else:
-                    loser, rejected = candidate, True
-            del probation[loser.key]
-            loser.queue = DEAD
-            self._total -= loser.weight if weighted else 1
-            self._count -= 1
-            self._evict(loser, rejected)
+        return candidates
+
+    def _duel(self, candidate: Entry) -> tuple[Entry, bool]:
+        """Newest candidate against main's least recent entry: the less popular one leaves.
+
+        Returns:
+            The entry to evict, and whether that is the candidate being refused admission.
+        """
+        victim = self._probation[next(iter(self._probation))]
+        if victim is candidate:
+            return candidate, False
+        if (candidate.weight if self.weighted else 1) > self.maximum:
+            return candidate, True
+        frequency = self.sketch.frequency
+        candidate_freq = frequency(candidate.hash)
+        # A warm candidate sometimes wins a tie-or-loss at random, so an attacker cannot pin the victim.
+        if candidate_freq > frequency(victim.hash) or (candidate_freq > _WARM and self._rand(7) == 0):
+            return victim, False
+        return candidate, True
 
     def _evict_one_resident(self) -> None:
         # No candidate left: take main's least recent entry, then protected's, then the window's.
@@ -363,3 +367,12 @@ class WTinyLfuPolicy:
     def _drop(self, entry: Entry, rejected: bool) -> None:
         self.remove(entry)
         self._evict(entry, rejected)
+
+
+def _newest_on_probation(candidates: list[Entry]) -> Entry | None:
+    """Pop candidates newest first until one is still on probation (others were touched meanwhile)."""
+    while candidates:
+        candidate = candidates.pop()
+        if candidate.queue == PROBATION:
+            return candidate
+    return None
