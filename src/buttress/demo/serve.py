@@ -23,6 +23,11 @@ def bind(host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False) ->
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    # uvicorn writes a response's head and body separately. asyncio turns Nagle's algorithm off only on
+    # connections accepted from a socket whose proto is IPPROTO_TCP, which this one (proto 0) and the
+    # AF_UNIX wrapper uvicorn puts around an inherited --fd are not; with Nagle on, every body waited for
+    # the client's delayed ACK, 40 ms per response. Accepted connections inherit TCP_NODELAY from here.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
