@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from buttress.demo.http import Connection, HttpError
+from buttress.demo.serve import bind
 
 Answer = Callable[[bytes, int], bytes | None]
 
@@ -189,3 +190,11 @@ async def test_close_is_idempotent():
     client = Connection("http://127.0.0.1:9")
     await client.close()
     await client.close()
+
+
+async def test_a_refused_connection_is_an_http_error():
+    with bind() as sock:
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    # Nothing listens there any more: the failure is reported like any other, not as a bare OSError.
+    with pytest.raises(HttpError, match="GET /: ConnectionRefusedError"):
+        await Connection(url).request("GET", "/")

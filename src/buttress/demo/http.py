@@ -75,9 +75,9 @@ class Connection:
         target = f"{path}?{urlencode(params)}" if params else path
         data = _encode(method, target, self._host_header, json_body, headers or {})
         for attempt in (1, 2):
-            fresh = await self._ensure_connected()
+            fresh = self._writer is None
             try:
-                return await asyncio.wait_for(self._exchange(data), self.timeout)
+                return await asyncio.wait_for(self._exchange(data, connect=fresh), self.timeout)
             except _FAILURES as exc:
                 await self.close()
                 # A kept-alive connection may have been closed by the server while idle: try once more
@@ -86,14 +86,11 @@ class Connection:
                     raise HttpError(f"{method} {target}: {type(exc).__name__}: {exc}") from exc
         raise AssertionError("unreachable")
 
-    async def _ensure_connected(self) -> bool:
-        """Connect unless connected; returns whether the connection is new."""
-        if self._writer is not None:
-            return False
-        await self._connect()
-        return True
-
-    async def _exchange(self, data: bytes) -> Response:
+    async def _exchange(self, data: bytes, *, connect: bool) -> Response:
+        # Connecting is part of the exchange: a refused or slow connection is an HttpError within the
+        # timeout like any other failure, so a load run counts it instead of stopping on it.
+        if connect:
+            await self._connect()
         assert self._reader is not None
         assert self._writer is not None
         self._writer.write(data)
