@@ -107,13 +107,16 @@ def test_a_condition_on_a_measure_the_profile_does_not_run_is_an_error():
         resolve_profile("lean", cfg.section("quality")["profiles"])
 
 
-def test_the_project_profile_in_the_docs_is_valid():
+def test_the_project_profile_in_pyproject_is_the_documented_one():
     from pathlib import Path
 
-    text = (Path(__file__).parents[2] / "docs" / "quality.md").read_text(encoding="utf-8")
-    start = text.index('```toml\n[quality]\nprofile = "project"')
+    root = Path(__file__).parents[2]
+    text = (root / "docs" / "quality.md").read_text(encoding="utf-8")
+    start = text.index('```toml\n[tool.buttress.quality]\nprofile = "project"')
     block = text[start + len("```toml\n") : text.index("```", start + 7)]
-    section = loads(block).section("quality")
+    documented = loads(block, pyproject=True).section("quality")
+    section = loads((root / "pyproject.toml").read_text(encoding="utf-8"), pyproject=True).section("quality")
+    assert documented == section
     project = resolve_profile("project", section["profiles"])
     ci = resolve_profile("project-ci", section["profiles"])
     assert project.chain == ("default", "project")
@@ -121,6 +124,7 @@ def test_the_project_profile_in_the_docs_is_valid():
     assert ci.security.audit is False
     assert project.security.audit is True
     c = conds(project)
-    assert c[("new", "coverage")] == (">=", 90.0, "error")
-    assert c[("new", "cognitive")] == ("<", 15.0, "error")
-    assert c[("overall", "cognitive")] == ("<", 15.0, "warning")
+    for scope in ("new", "overall"):
+        assert c[(scope, "coverage")] == (">=", 90.0, "error")
+        assert c[(scope, "cognitive")] == ("<", 15.0, "error")
+        assert c[(scope, "cyclomatic")] == ("<", 15.0, "error")
