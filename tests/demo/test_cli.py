@@ -10,14 +10,20 @@ import pytest
 from click.testing import CliRunner
 
 from buttress.cli.demo import command
+from buttress.demo.serve import bind
 
 pytestmark = pytest.mark.slow
 
 
-def test_bounded_demo_run_exits_0_with_the_summary(tmp_path, monkeypatch):
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch):
+    # rich wraps at 80 columns when not on a terminal; long paths must stay whole for the assertions.
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+def test_bounded_demo_run_exits_0_with_the_summary(tmp_path):
     # In this process (the command as click runs it), so the runner and traffic generator are measured
     # by coverage; the workers are still separate processes, started the way a user's run starts them.
-    monkeypatch.setenv("COLUMNS", "200")
     summary_file = tmp_path / "summary.json"
     result = CliRunner().invoke(
         command,
@@ -93,3 +99,62 @@ def test_bad_options_exit_2_with_the_reason(tmp_path):
     )
     assert bad.returncode == 2
     assert "PROVIDER:START:LENGTH" in bad.stderr
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(command, list(args))
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--duration", "0"], "--duration must be a positive number of seconds"),
+        (["--rate", "-5"], "--rate must be a positive number of requests per second"),
+        (["--port", "70000"], "--port must be from 0 to 65535"),
+        (["--outage", "dns:1:2"], "PROVIDER:START:LENGTH with PROVIDER email, storage or identity"),
+        (["--outage", "email:1"], "expected PROVIDER:START:LENGTH"),
+        (["--outage", "email:-1:5"], "START must be >= 0 and LENGTH > 0"),
+        (["--outage", "email:1:0"], "START must be >= 0 and LENGTH > 0"),
+    ],
+)
+def test_each_bad_option_is_named_with_exit_2(args, words, tmp_path):
+    result = _invoke(*args, "--state-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert words in " ".join(result.stderr.split())
+
+
+def test_problems_are_reported_together():
+    from buttress.demo.runner import Demo, DemoOptions
+
+    with pytest.raises(ValueError, match=r"--workers must be at least 1; --rate must be") as err:
+        Demo(DemoOptions(workers=0, rate=0))
+    assert "--redis-url" not in str(err.value)
+    # Several workers share their cache through Redis, unless there is no cache to share.
+    assert DemoOptions(workers=2, cache=False).problems() == []
+    assert DemoOptions(workers=2, redis_url="redis://localhost:6379/0").problems() == []
+
+
+def test_a_database_that_cannot_be_opened_exits_2(tmp_path):
+    missing = _invoke(
+        "--database-url", f"sqlite:///{tmp_path}/no/such/dir/demo.db", "--state-dir", str(tmp_path)
+    )
+    assert missing.exit_code == 2
+    assert f"the directory {tmp_path}/no/such/dir does not exist" in " ".join(missing.stderr.split())
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a SQLite database file" * 100)
+    broken = _invoke("--database-url", f"sqlite:///{garbage}", "--state-dir", str(tmp_path))
+    assert broken.exit_code == 2
+    stderr = " ".join(broken.stderr.split())
+    assert f"the demo could not run: cannot prepare the database sqlite:///{garbage}" in stderr
+    assert "file is not a database" in stderr
+
+
+def test_a_port_in_use_exits_2_naming_it(tmp_path):
+    with bind() as taken:
+        port = str(taken.getsockname()[1])
+        result = _invoke("--port", port, "--state-dir", str(tmp_path), "--duration", "1")
+    assert result.exit_code == 2
+    stderr = " ".join(result.stderr.split())
+    assert f"cannot listen on 127.0.0.1:{port}" in stderr
+    assert "pick another port with --port" in stderr

@@ -61,6 +61,29 @@ class Outage:
         return cls(parts[0], start, length)
 
 
+def _check_sqlite_directory(url: str) -> None:
+    """Refuse a SQLite file whose directory does not exist, naming it.
+
+    SQLite creates the file, not its directory; the driver would only say "unable to open database
+    file" (and aiosqlite's failed connection leaves a thread that reports to the closed event loop at
+    exit, printing a traceback after the error).
+
+    Raises:
+        RuntimeError: naming the missing directory.
+    """
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    folder = Path(parsed.database).absolute().parent
+    if not folder.is_dir():
+        raise RuntimeError(
+            f"cannot prepare the database {url}: the directory {folder} does not exist; "
+            "create it or choose another --database-url"
+        )
+
+
 @dataclass
 class DemoOptions:
     """What ``buttress demo`` was asked to do (see the command's ``--help``)."""
@@ -172,6 +195,7 @@ class Demo:
         from buttress.demo import database, seed
 
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        _check_sqlite_directory(self.database_url)
         engine = database.create_engine(self.database_url)
         try:
             await database.migrate(engine, dead_letter_store=self.dead_letter_store or None)

@@ -20,16 +20,20 @@ __all__ = ["BackgroundServer", "bind", "free_port"]
 def bind(host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False) -> socket.socket:
     """A listening TCP socket on ``host:port`` (``port=0``: a free one), to hand to uvicorn."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    # uvicorn writes a response's head and body separately. asyncio turns Nagle's algorithm off only on
-    # connections accepted from a socket whose proto is IPPROTO_TCP, which this one (proto 0) and the
-    # AF_UNIX wrapper uvicorn puts around an inherited --fd are not; with Nagle on, every body waited for
-    # the client's delayed ACK, 40 ms per response. Accepted connections inherit TCP_NODELAY from here.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        # uvicorn writes a response's head and body separately. asyncio turns Nagle's algorithm off only
+        # on connections accepted from a socket whose proto is IPPROTO_TCP, which this one (proto 0) and
+        # the AF_UNIX wrapper uvicorn puts around an inherited --fd are not; with Nagle on, every body
+        # waited for the client's delayed ACK, 40 ms per response. Accepted connections inherit it.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()  # a port in use must not leak the socket
+        raise
     sock.set_inheritable(True)
     return sock
 
