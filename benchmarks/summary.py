@@ -25,6 +25,9 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+#: Contestants that are bounds rather than alternatives; never reported as the best peer.
+REFERENCES = {"opt", "belady"}
+
 _SUFFIX_UNITS = {"_pct": "%", "_bytes": "bytes", "_ms": "ms", "_us": "µs", "_s": "s", "_rps": "req/s"}
 
 
@@ -35,6 +38,8 @@ def _unit(case: str, default: str) -> str:
             return unit
     if "_bytes_" in case:
         return "bytes"
+    if "_pct_" in case:
+        return "%"
     return default
 
 
@@ -44,7 +49,12 @@ def rows(data: dict) -> list[str]:
     for case in data["cases"]:
         higher = bool(case.get("higher_is_better"))
         given = case.get("peers", {}).items()
-        peers = {k: v for k, v in given if isinstance(v, int | float) and not math.isnan(v)}
+        # Bounds such as Belady's optimum are references, not peers a user could pick instead.
+        peers = {
+            k: v
+            for k, v in given
+            if isinstance(v, int | float) and not math.isnan(v) and k.lower() not in REFERENCES
+        }
         ours = float(case["ours"])
         if peers:
             best_name, best = (max if higher else min)(peers.items(), key=lambda kv: kv[1])
