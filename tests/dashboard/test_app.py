@@ -93,3 +93,29 @@ def test_controls_run_their_actions_and_unknown_ones_are_404(served):
 def test_interval_must_be_positive():
     with pytest.raises(ValueError, match="interval"):
         create_dashboard(interval=0)
+
+
+def test_async_actions_are_awaited_and_non_finite_numbers_become_null():
+    pressed = []
+
+    async def drain() -> None:
+        pressed.append("drain")
+
+    control = Control(name="queue", state=lambda: {"drained": pressed == ["drain"]}, actions={"drain": drain})
+    app = create_dashboard(
+        LocalSource(Registry(), EventStream()),
+        controls=[control],
+        extras=lambda merged: {"ratio": float("nan"), "limits": [float("inf"), 1.5], "name": "x"},
+    )
+    server = BackgroundServer(app).start_thread()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.post("/api/controls/queue/drain").json()["state"] == {"drained": True}
+            state = client.get("/api/state").json()
+            assert client.post("/api/controls/nope/drain").status_code == 404
+    finally:
+        server.stop_thread()
+    assert state["extras"] == {"ratio": None, "limits": [None, 1.5], "name": "x"}
+    assert state["controls"] == [
+        {"name": "queue", "description": "", "state": {"drained": True}, "actions": ["drain"]}
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from buttress.dashboard.snapshot import DirectorySource, LocalSource, SnapshotWriter, collect, merge
-from buttress.dashboard.view import LiveView, endpoint_table, window_quantiles
+from buttress.dashboard.view import HTTP_DURATION, LiveView, endpoint_table, window_quantiles
 from buttress.telemetry import EventStream, Registry, Sketch, StateTransition
 
 
@@ -150,3 +151,69 @@ def test_breaker_states_come_from_the_breakers_own_gauges():
     breaker.force_open()
     (row,) = view.tick()["breakers"]
     assert (row["name"], row["state"]) == ("email", "forced_open")
+
+
+def test_a_gauge_whose_function_fails_is_left_out_of_the_snapshot():
+    registry = Registry()
+    registry.gauge("buttress_demo_ok", "", {}, fn=lambda: 3)
+    registry.gauge("buttress_demo_broken", "", {}, fn=lambda: 1 / 0)
+    names = {m["name"] for m in collect(registry, EventStream())["metrics"]}
+    assert "buttress_demo_ok" in names
+    assert "buttress_demo_broken" not in names  # as a Prometheus scrape leaves it out
+
+
+def test_a_directory_source_skips_unreadable_and_stale_snapshots(tmp_path):
+    live, old = Registry(), Registry()
+    live.counter("buttress_cache_requests", "", {"namespace": "events", "result": "hit"}).value = 2
+    old.counter("buttress_cache_requests", "", {"namespace": "events", "result": "hit"}).value = 40
+    SnapshotWriter(tmp_path, "live", registry=live, events=EventStream()).write()
+    SnapshotWriter(tmp_path, "old", registry=old, events=EventStream()).write()
+    stale = json.loads((tmp_path / "old.json").read_text())
+    stale["time"] -= 3600
+    (tmp_path / "old.json").write_text(json.dumps(stale))
+    (tmp_path / "torn.json").write_text('{"worker": "torn", "metr')  # a file caught mid-write
+    assert DirectorySource(tmp_path).read().workers == ["live", "old"]
+    fresh = DirectorySource(tmp_path, max_age=60).read()
+    assert fresh.workers == ["live"]
+    assert fresh.value("buttress_cache_requests", result="hit") == 2
+
+
+def test_a_failed_snapshot_write_leaves_no_temporary_file(tmp_path):
+    writer = SnapshotWriter(tmp_path, "w", registry=Registry(), events=EventStream())
+    writer.file.mkdir()  # the target cannot be replaced
+    with pytest.raises(IsADirectoryError):
+        writer.write()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.json"]
+
+
+def test_a_snapshot_writer_writes_its_final_snapshot_when_stopped(tmp_path):
+    registry = Registry()
+    writer = SnapshotWriter(tmp_path, "w", interval=3600, registry=registry, events=EventStream()).start()
+    registry.counter("buttress_demo_confirmation_emails", "", {"outcome": "sent"}).value = 7
+    writer.stop()
+    merged = DirectorySource(tmp_path).read()
+    assert merged.value("buttress_demo_confirmation_emails", outcome="sent") == 7
+
+
+def test_endpoints_merge_status_classes_and_windows_skip_older_snapshots():
+    registry = Registry()
+    labels = {"route": "/api/v1/events", "method": "GET"}
+    ok = registry.latency(HTTP_DURATION, "", {**labels, "status_class": "2xx"})
+    failed = registry.latency(HTTP_DURATION, "", {**labels, "status_class": "5xx"})
+    registry.latency(HTTP_DURATION, "", {"route": "/idle", "method": "GET", "status_class": "2xx"})
+    now = [0.0]
+    view = LiveView(LocalSource(registry, EventStream()), window=10.0, clock=lambda: now[0])
+    for t, values in ((0.0, [0.01] * 4), (5.0, [0.02] * 4), (12.0, [0.0] * 10)):
+        now[0] = t
+        for v in values:
+            ok.sketch.add(v)
+        failed.sketch.add(0.5)
+        state = view.tick()
+    # At 12 s the snapshot at 0 s is older than the window: the base is the one at 5 s.
+    assert state["window_s"] == pytest.approx(7.0)
+    (row,) = [r for r in state["endpoints"] if r["route"] == "/api/v1/events"]
+    assert row["total"] == 18 + 3  # both status classes, one endpoint
+    assert row["rps"] == pytest.approx(11 / 7)
+    assert row["errors_rps"] == pytest.approx(1 / 7)
+    assert row["p50_ms"] == 0.0  # most of the window's requests took no measurable time
+    assert [r["route"] for r in endpoint_table(view.source.read())] == ["/api/v1/events"]  # idle left out
