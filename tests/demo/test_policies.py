@@ -108,3 +108,55 @@ def test_the_dead_letter_store_is_the_state_dir_redis_or_the_configured_one(tmp_
         dead_letter_store(configured, state_dir=str(tmp_path), redis_url="redis://h:1/0")
         == "sqlite:/x/mail.db"
     )
+
+
+#: State that is a reading of the policy's clock (a bucket's last refill, the throttle's current second):
+#: near 0 on ours (virtual clock), the machine's uptime on theirs (system clock).
+_CLOCK_READINGS = {"_last", "_second"}
+
+
+def _settings(obj):
+    return {k: v for k, v in _plain(obj).items() if k not in _CLOCK_READINGS}
+
+
+_EVERY_KIND = """
+[resilience.policies.full]
+timeout = "2s"
+retry = { attempts = 4, base = "100ms", max = "1s", budget = 0.2, budget_burst = 5, throttle_k = 2 }
+breaker = { window = "time:30s", wait_open = "1s", wait_open_factor = 2, wait_open_max = "8s" }
+rate_limit = { rate = 100, period = "1s", burst = 10 }
+bulkhead = { max_concurrent = 4 }
+order = ["timeout", "retry", "breaker", "rate_limit", "bulkhead"]
+"""
+
+
+def test_every_policy_kind_is_built_like_the_resilience_registry_builds_it():
+    from buttress.resilience import RateLimiter, Timeout
+
+    entry = config.loads(_EVERY_KIND, "t.toml").section("resilience")["policies"]["full"]
+    clock = VirtualClock()
+    ours = build_pipeline("full", entry, clock=clock, registry=Registry(), events=EventStream())
+    theirs = resilience_registry.build("full", entry)
+    kinds = [Timeout, Retry, CircuitBreaker, RateLimiter, Bulkhead]
+    assert [type(p) for p in ours.policies] == [type(p) for p in theirs.policies] == kinds
+    for a, b in zip(ours.policies, theirs.policies, strict=True):
+        assert _settings(a) == _settings(b)
+    retry_a, retry_b = ours.policies[1], theirs.policies[1]
+    assert retry_a.budget is not None
+    assert _settings(retry_a.budget) == _settings(retry_b.budget)
+    assert retry_a.throttle is not None
+    assert _settings(retry_a.throttle) == _settings(retry_b.throttle)
+    # The open wait grows per consecutive opening, capped (wait_open_factor, wait_open_max).
+    breaker = ours.find(CircuitBreaker)
+    assert [breaker._wait_fn(n) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 8, 8]
+    assert ours.http is None
+
+
+def test_an_order_that_leaves_out_a_configured_policy_is_a_config_error():
+    text = _EVERY_KIND.replace('"rate_limit", "bulkhead"]', '"bulkhead"]')
+    entry = config.loads(text, "t.toml").section("resilience")["policies"]["full"]
+    with pytest.raises(ConfigError) as err:
+        build_pipeline("full", entry, clock=VirtualClock(), registry=Registry(), events=EventStream())
+    (problem,) = err.value.problems
+    assert problem.path == "resilience.policies.full.order"
+    assert "add 'rate_limit'" in problem.message
