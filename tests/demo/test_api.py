@@ -279,3 +279,63 @@ def test_correlation_id_is_echoed_when_given(api):
     assert r.json()["error"]["correlation_id"] == "trace-123"
     ok = api.client().get("/api/v1/events/current", headers={"X-Correlation-ID": "trace-124"})
     assert ok.headers["x-correlation-id"] == "trace-124"
+
+
+def test_every_filter_operator_selects_what_it_says(api):
+    c = api.client()
+
+    def total(flt):
+        r = c.get("/api/v1/events", params={"filter": json.dumps(flt), "limit": 100})
+        assert r.status_code == 200, r.text
+        return r.json()["pagination"]["total"]
+
+    assert total({"year": {"gt": 2020, "lte": 2022}}) == 6  # three events a year since 2005
+    assert total({"year": {"ne": 2005}}) == 57
+    assert total({"number": {"in": [1, 2, 60, 99]}}) == 3
+    assert total({"status": {"ne": "archived"}}) == total({"status": "open"}) == 1
+    assert total({"topic": {"in": ["Security", "DevOps"]}}) == total({"topic": "Security"}) + total(
+        {"topic": "DevOps"}
+    )
+
+
+def test_patching_an_event_date_moves_its_year(api):
+    c = api.client()
+    r = c.patch("/api/v1/events/batbern20", json={"date": "2031-05-04"}, headers=api.auth())
+    assert r.status_code == 200, r.text
+    assert (r.json()["data"]["date"], r.json()["data"]["year"]) == ("2031-05-04", 2031)
+    moved = c.get("/api/v1/events", params={"filter": '{"year": 2031}'}).json()["data"]
+    assert [e["code"] for e in moved] == ["batbern20"]
+
+
+def test_moving_a_speaker_to_another_company_updates_both_company_pages(api):
+    c = api.client()
+    event = c.get("/api/v1/events/batbern25", params={"include": "speakers"}).json()["data"]
+    speaker = next(s for s in event["speakers"] if s["company"])
+    username, old = speaker["username"], speaker["company"]
+    new = next(
+        x["name"]
+        for x in c.get("/api/v1/companies/search", params={"q": "ag"}).json()["data"]
+        if x["name"] != old
+    )
+    assert username in c.get(f"/api/v1/companies/{old}").json()["data"]["speakers"]  # cached now
+    r = c.patch(f"/api/v1/speakers/{username}", json={"company": new}, headers=api.auth())
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["company"] == new
+    assert username not in c.get(f"/api/v1/companies/{old}").json()["data"]["speakers"]
+    assert username in c.get(f"/api/v1/companies/{new}").json()["data"]["speakers"]
+    cleared = c.patch(f"/api/v1/speakers/{username}", json={"company": None}, headers=api.auth())
+    assert cleared.json()["data"]["company"] is None  # null clears the company, unlike other fields
+    assert username not in c.get(f"/api/v1/companies/{new}").json()["data"]["speakers"]
+
+
+def test_between_events_there_is_no_current_one(api):
+    c = api.client()
+    assert c.get("/api/v1/events/current").status_code == 200
+    r = c.patch("/api/v1/events/batbern60", json={"status": "archived"}, headers=api.auth())
+    assert r.status_code == 200, r.text
+    try:
+        body = _error(c.get("/api/v1/events/current"), 404, "not_found")
+        assert "No event is open for registration" in body["message"]
+    finally:
+        c.patch("/api/v1/events/batbern60", json={"status": "open"}, headers=api.auth())
+    assert c.get("/api/v1/events/current").json()["data"]["code"] == "batbern60"
