@@ -105,3 +105,26 @@ async def test_step_5_moves_undelivered_confirmations_into_the_queue(database_ur
     queue.store.close()
     assert (report.replayed, report.remaining) == (1, 0)
     assert sent == [message]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///state/demo.db", "sqlite+aiosqlite:///state/demo.db"),
+        ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),  # a named driver is kept
+    ],
+)
+def test_database_urls_name_their_async_driver(url, expected):
+    assert database.async_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [("demo.db", "has no scheme"), ("mysql://u@h/db", "scheme 'mysql' is not supported")],
+)
+def test_unsupported_database_urls_say_what_is(url, words):
+    with pytest.raises(ValueError, match=words) as err:
+        database.async_url(url)
+    assert "use sqlite:///path.db or postgresql://user@host/db" in str(err.value)
