@@ -138,6 +138,7 @@ def test_identity_verifies_known_tokens_and_issues_new_ones(providers, http):
         r = http.post(f"{providers.identity.url}/tokens", json=body)
         assert r.status_code == 422
         assert r.json() == {"error": "subject is required"}
+    assert http.post(f"{providers.identity.url}/tokens", content=b"subject=ops").status_code == 400
 
 
 def test_email_delivers_once_per_idempotency_key(providers, http):

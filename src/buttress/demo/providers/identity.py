@@ -31,9 +31,8 @@ class _Tokens:
 
     async def verify(self, request: Request) -> JSONResponse:
         """``POST /verify``: 200 with the token's principal, 401 for an unknown token."""
-        try:
-            data = await request.json()
-        except ValueError:
+        data = await _body(request)
+        if data is _NOT_JSON:
             return self._json({"error": "body must be JSON"}, 400)
         token = data.get("token") if isinstance(data, dict) else None
         principal = self.known.get(token) if isinstance(token, str) else None
@@ -43,13 +42,26 @@ class _Tokens:
 
     async def issue(self, request: Request) -> JSONResponse:
         """``POST /tokens``: a new token for ``subject`` with ``roles`` (default ``["editor"]``), 201."""
-        data = await request.json()
+        data = await _body(request)
+        if data is _NOT_JSON:
+            return self._json({"error": "body must be JSON"}, 400)
         subject = data.get("subject") if isinstance(data, dict) else None
         if not isinstance(subject, str) or not subject:
             return self._json({"error": "subject is required"}, 422)
         token = secrets.token_urlsafe(24)
         self.known[token] = {"subject": subject, "roles": list(data.get("roles") or ["editor"])}
         return self._json({"token": token}, 201)
+
+
+_NOT_JSON: Any = object()
+
+
+async def _body(request: Request) -> Any:
+    """The request's JSON body, or ``_NOT_JSON`` when it does not parse."""
+    try:
+        return await request.json()
+    except ValueError:
+        return _NOT_JSON
 
 
 def create_identity_app(chaos: Chaos | None = None, tokens: dict[str, dict[str, Any]] | None = None) -> Any:
