@@ -165,9 +165,19 @@ async def test_async_tagged_writes_during_an_outage_use_local_stamps(
         await cache.aclose()
 
 
-def _fail_tag_reads(client: Any) -> Faults:
+def _fail_tag_reads(backend: Any, name: str) -> Faults:
+    """Fail the next MGET the backend sends (tag stamps are read with MGET), once."""
     faults = Faults().fail(1, redis.exceptions.ConnectionError("injected"))
-    client.mget = faults.wrap(client.mget)
+    inner = getattr(backend, name)
+    failing = faults.wrap(inner)
+    if name == "_aexecute":
+
+        async def aexecute(*args: Any) -> Any:
+            return await (failing if args[0] == "MGET" else inner)(*args)
+
+        setattr(backend, name, aexecute)
+    else:
+        setattr(backend, name, lambda *args: (failing if args[0] == "MGET" else inner)(*args))
     return faults
 
 
@@ -175,7 +185,7 @@ def test_tags_that_cannot_be_checked_make_a_miss(redis_server, registry: Registr
     cache = _redis_only(redis_server.url, registry)
     try:
         cache.set("k", "v", tags=["t"])
-        faults = _fail_tag_reads(cache.core.remote.client)
+        faults = _fail_tag_reads(cache.core.remote, "_execute")
         assert cache.get("k") is None  # the value came back, its tags could not be confirmed
         assert faults.calls == 1
         assert cache.get("k") == "v"
@@ -187,7 +197,7 @@ async def test_async_tags_that_cannot_be_checked_make_a_miss(redis_server, regis
     cache = AsyncCache("ev", backend=redis_server.url, tiered=False, down_for=0.0, registry=registry)
     try:
         await cache.set("k", "v", tags=["t"])
-        faults = _fail_tag_reads(cache.core.remote.async_client)
+        faults = _fail_tag_reads(cache.core.remote, "_aexecute")
         assert await cache.get("k") is None
         assert faults.calls == 1
         assert await cache.get("k") == "v"

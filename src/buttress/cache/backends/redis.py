@@ -22,11 +22,12 @@ spread over all masters, ``get_many`` becomes one pipeline per node.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from buttress._extras import require
+from buttress.cache.backends._direct import AsyncDirectPool, DirectPool, direct_pools
 from buttress.cache.backends.memory import MISS
 from buttress.cache.keys import MAX_KEY_BYTES, safe_key
 from buttress.cache.metrics import CacheMetrics
@@ -155,12 +156,25 @@ class RedisBackend:
         options.setdefault("socket_timeout", socket_timeout)
         options.setdefault("socket_connect_timeout", socket_timeout)
         options.setdefault("health_check_interval", 30)
+        direct: DirectPool | None = None
+        adirect: AsyncDirectPool | None = None
         if client is None or async_client is None:
             sync, asyn = connect(url, **options)
+            direct, adirect = direct_pools(
+                sync if client is None else None, asyn if async_client is None else None
+            )
             client = client if client is not None else sync
             async_client = async_client if async_client is not None else asyn
         self.client = client
         self.async_client = async_client
+        self._direct = direct
+        self._adirect = adirect
+        # One command, one reply: on our own standalone clients without redis-py's per-command machinery
+        # (see _direct.py); on Cluster, Sentinel or a client the caller passed, through the client.
+        self._execute: Callable[..., Any] = direct.execute if direct is not None else client.execute_command
+        self._aexecute: Callable[..., Awaitable[Any]] = (
+            adirect.execute if adirect is not None else async_client.execute_command
+        )
         self.is_cluster = type(client).__name__ == "RedisCluster"
         errors = self.redis_errors
         # An outage: the server is unreachable or slow. Anything else from Redis is a bad entry.
@@ -216,7 +230,7 @@ class RedisBackend:
             return MISS
         k = self.key(key)
         try:
-            data = self.client.get(k)
+            data = self._execute("GET", k)
         except self._redis_error as exc:
             return self._read_failed(exc)
         except OSError as exc:
@@ -244,7 +258,7 @@ class RedisBackend:
                     pipe.get(k)
                 datas = pipe.execute(raise_on_error=False)
             else:
-                datas = self.client.mget(rkeys)
+                datas = self._execute("MGET", *rkeys)
         except (self._redis_error, OSError) as exc:
             self._read_failed(exc)
             return [MISS] * len(keys)
@@ -256,7 +270,7 @@ class RedisBackend:
         if self._down_until and self._skip():
             return
         try:
-            self.client.set(self.key(key), data, px=max(1, int(ttl * 1000)))
+            self._execute("SET", self.key(key), data, "PX", max(1, int(ttl * 1000)))
         except (self._redis_error, OSError) as exc:
             self._failed(exc)
 
@@ -278,7 +292,7 @@ class RedisBackend:
         if self._down_until and self._skip():
             return False
         try:
-            return bool(self.client.delete(self.key(key)))
+            return bool(self._execute("DEL", self.key(key)))
         except (self._redis_error, OSError) as exc:
             self._failed(exc)
             return False
@@ -318,7 +332,7 @@ class RedisBackend:
         if self._down_until and self._skip():
             return token
         try:
-            ok = self.client.set(self.key(key) + ":lease", token, nx=True, px=max(1, int(ttl * 1000)))
+            ok = self._execute("SET", self.key(key) + ":lease", token, "NX", "PX", max(1, int(ttl * 1000)))
         except (self._redis_error, OSError) as exc:
             self._failed(exc)
             return token
@@ -340,7 +354,7 @@ class RedisBackend:
         if self._down_until and self._skip():
             return None
         try:
-            values = self.client.mget([self.tag_key(t) for t in tags])
+            values = self._execute("MGET", *[self.tag_key(t) for t in tags])
         except (self._redis_error, OSError) as exc:
             self._failed(exc)
             return None
@@ -349,7 +363,7 @@ class RedisBackend:
     def bump_tag(self, tag: str) -> int | None:
         """Increment ``tag``'s stamp; the new stamp, or ``None`` when Redis is unreachable."""
         try:
-            return int(self.client.incr(self.tag_key(tag)))
+            return int(self._execute("INCR", self.tag_key(tag)))
         except (self._redis_error, OSError) as exc:
             self._failed(exc)
             return None
@@ -366,6 +380,8 @@ class RedisBackend:
     def close(self) -> None:
         """Close the sync client's connections."""
         try:
+            if self._direct is not None:
+                self._direct.close()
             self.client.close()
         except Exception:  # closing a client whose server is gone must not fail shutdown
             pass
@@ -378,7 +394,7 @@ class RedisBackend:
             return MISS
         k = self.key(key)
         try:
-            data = await self.async_client.get(k)
+            data = await self._aexecute("GET", k)
         except self._redis_error as exc:
             return self._read_failed(exc)
         except OSError as exc:
@@ -399,7 +415,7 @@ class RedisBackend:
                     pipe.get(k)
                 datas = await pipe.execute(raise_on_error=False)
             else:
-                datas = await self.async_client.mget(rkeys)
+                datas = await self._aexecute("MGET", *rkeys)
         except (self._redis_error, OSError) as exc:
             self._read_failed(exc)
             return [MISS] * len(keys)
@@ -411,7 +427,7 @@ class RedisBackend:
         if self._down_until and self._skip():
             return
         try:
-            await self.async_client.set(self.key(key), data, px=max(1, int(ttl * 1000)))
+            await self._aexecute("SET", self.key(key), data, "PX", max(1, int(ttl * 1000)))
         except (self._redis_error, OSError) as exc:
             self._failed(exc)
 
@@ -433,7 +449,7 @@ class RedisBackend:
         if self._down_until and self._skip():
             return False
         try:
-            return bool(await self.async_client.delete(self.key(key)))
+            return bool(await self._aexecute("DEL", self.key(key)))
         except (self._redis_error, OSError) as exc:
             self._failed(exc)
             return False
@@ -462,8 +478,8 @@ class RedisBackend:
         if self._down_until and self._skip():
             return token
         try:
-            ok = await self.async_client.set(
-                self.key(key) + ":lease", token, nx=True, px=max(1, int(ttl * 1000))
+            ok = await self._aexecute(
+                "SET", self.key(key) + ":lease", token, "NX", "PX", max(1, int(ttl * 1000))
             )
         except (self._redis_error, OSError) as exc:
             self._failed(exc)
@@ -482,7 +498,7 @@ class RedisBackend:
         if self._down_until and self._skip():
             return None
         try:
-            values = await self.async_client.mget([self.tag_key(t) for t in tags])
+            values = await self._aexecute("MGET", *[self.tag_key(t) for t in tags])
         except (self._redis_error, OSError) as exc:
             self._failed(exc)
             return None
@@ -491,7 +507,7 @@ class RedisBackend:
     async def abump_tag(self, tag: str) -> int | None:
         """Async :meth:`bump_tag`."""
         try:
-            return int(await self.async_client.incr(self.tag_key(tag)))
+            return int(await self._aexecute("INCR", self.tag_key(tag)))
         except (self._redis_error, OSError) as exc:
             self._failed(exc)
             return None
@@ -508,6 +524,8 @@ class RedisBackend:
     async def aclose(self) -> None:
         """Close the async client's connections (in the loop that used them)."""
         try:
+            if self._adirect is not None:
+                await self._adirect.aclose()
             await self.async_client.aclose()
         except Exception:  # see close()
             pass
