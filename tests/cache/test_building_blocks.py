@@ -8,6 +8,8 @@ import random
 import threading
 from typing import Any, NamedTuple, NotRequired, TypedDict
 
+import attrs
+import msgspec
 import pydantic
 import pytest
 from hypothesis import given
@@ -145,9 +147,27 @@ class EventTuple(NamedTuple):
     code: str
 
 
-class FakeStruct:  # what msgspec.Struct exposes, without importing msgspec
-    __struct_fields__ = ("code", "year")
-    __annotations__ = {"code": str, "year": int}
+class EventStruct(msgspec.Struct):
+    code: str
+    year: int
+
+
+class EventStruct2(msgspec.Struct):
+    code: str
+    year: str
+
+
+@attrs.define
+class EventAttrs:
+    code: str
+    year: int
+
+
+@attrs.define
+class EventAttrs2:
+    code: str
+    year: int
+    venue: str
 
 
 def test_fingerprints_follow_shape() -> None:
@@ -155,8 +175,11 @@ def test_fingerprints_follow_shape() -> None:
     assert fingerprint(EventA) == fingerprint(EventA)
     assert fingerprint(EventA) != fingerprint(EventB)
     assert fingerprint(EventModel) != fingerprint(EventModel2)
-    prints = {fingerprint(t) for t in (EventA, EventModel, EventDict, EventTuple, FakeStruct, int)}
-    assert len(prints) == 6
+    assert fingerprint(EventStruct) != fingerprint(EventStruct2)
+    assert fingerprint(EventAttrs) != fingerprint(EventAttrs2)
+    kinds = (EventA, EventModel, EventDict, EventTuple, EventStruct, EventAttrs, int)
+    prints = {fingerprint(t) for t in kinds}
+    assert len(prints) == len(kinds)
     assert all(len(p) == 10 for p in prints)
 
 

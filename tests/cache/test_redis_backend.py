@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 
+import msgspec
 import pytest
 
 from buttress.cache import AsyncCache, Cache, SerializationError
@@ -150,6 +151,30 @@ def test_other_schema_or_version_entries_are_misses(redis_server, registry: Regi
     finally:
         for c in (v1, v2, v1b):
             c.close()
+
+
+class EventStruct(msgspec.Struct):
+    code: str
+    year: int
+
+
+class EventStruct2(msgspec.Struct):
+    code: str
+    year: str
+
+
+def test_a_msgspec_struct_change_needs_no_flush(redis_server, registry: Registry) -> None:
+    old = Cache("ev", backend=redis_server.url, tiered=False, schema=EventStruct, registry=registry)
+    new = Cache("ev", backend=redis_server.url, tiered=False, schema=EventStruct2, registry=Registry())
+    try:
+        old.set("e", EventStruct("BAT1", 2024))
+        assert old.get("e") == EventStruct("BAT1", 2024)
+        assert new.get("e") is None  # the field changed type: a miss under the new shape, not an error
+        new.set("e", EventStruct2("BAT1", "2024"))
+        assert old.get("e") == EventStruct("BAT1", 2024)  # a rolling deploy: both shapes served
+    finally:
+        old.close()
+        new.close()
 
 
 def test_tags_against_redis_without_l1(redis_server, registry: Registry) -> None:
