@@ -6,6 +6,7 @@ reply, dropping one after a timeout or a cancellation, one pool per event loop â
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import pytest
@@ -207,3 +208,60 @@ async def test_async_deadline_is_the_connection_default_unless_set(redis_server)
     assert await pool.execute("SET", "k", "v") == b"OK"
     assert await pool.execute("GET", "k") == b"v"
     await pool.aclose()
+
+
+def test_sync_max_connections_is_honoured(redis_server) -> None:
+    pool = DirectPool(redis.Redis.from_url(redis_server.url, max_connections=1).connection_pool)
+    assert pool.execute("SET", "k", "v") == b"OK"
+    conn = pool._idle.pop()  # as if another thread held the only connection
+    with pytest.raises(redis.exceptions.ConnectionError, match="Too many connections"):
+        pool.execute("GET", "k")
+    pool._idle.append(conn)  # given back: usable again
+    assert pool.execute("GET", "k") == b"v"
+    pool.close()
+    assert pool._open == 0
+
+
+async def test_async_max_connections_is_honoured(redis_server) -> None:
+    pool = AsyncDirectPool(aredis.Redis.from_url(redis_server.url, max_connections=1).connection_pool)
+    await pool.execute("SET", "k", "v")
+    redis_server.pause()
+    try:
+        held = asyncio.ensure_future(pool.execute("GET", "k"))  # takes the only connection, waits
+        while pool._idle:
+            await asyncio.sleep(0)
+        with pytest.raises(redis.exceptions.ConnectionError, match="Too many connections"):
+            await pool.execute("GET", "k")
+        held.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await held
+    finally:
+        redis_server.resume()
+    assert pool._open == 0  # the cancelled command's connection was dropped and counted out
+    assert await pool.execute("GET", "k") == b"v"
+    await pool.aclose()
+    assert pool._open == 0
+
+
+def test_a_forked_child_never_uses_the_parents_connections(redis_server, tmp_path) -> None:
+    pool = DirectPool(redis.Redis.from_url(redis_server.url).connection_pool)
+    pool.execute("SET", "k", "parent")
+    parent_conn = pool._idle[0]
+    out = tmp_path / "child.txt"
+    pid = os.fork()
+    if pid == 0:  # the child: its own connection, the parent's left alone
+        code = 1
+        try:
+            forgotten = pool._idle == [] and pool._open == 0
+            pool.execute("SET", "k", "child")
+            out.write_text(f"{forgotten} {pool._idle[0] is not parent_conn}")
+            pool.close()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert out.read_text() == "True True"
+    assert pool._idle == [parent_conn]
+    assert pool.execute("GET", "k") == b"child"  # the parent's connection still works
+    pool.close()

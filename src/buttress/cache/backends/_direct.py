@@ -20,6 +20,10 @@ redis-py's. What they drop is what a cache does not want per command anyway:
   and the connection is discarded on any failure or cancellation, so a half-read reply is never seen
   by the next command.
 
+Like redis-py's pool, a direct pool honours the client's ``max_connections`` (raising redis-py's
+``ConnectionError("Too many connections")`` beyond it) and forgets its connections in a child process
+after ``fork`` (they are the parent's sockets: never closed, never used, in the child).
+
 Only standalone clients built by :func:`~buttress.cache.backends.redis.connect` get a direct pool;
 Cluster, Sentinel and user-supplied clients keep using the client (routing and failover are theirs).
 Pipelines, scripts, ``SCAN`` and pub/sub always go through the client.
@@ -28,11 +32,30 @@ Pipelines, scripts, ``SCAN`` and pub/sub always go through the client.
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
+import weakref
 from typing import Any
 
 from buttress._extras import require
 
 __all__ = ["AsyncDirectPool", "DirectPool", "direct_pools"]
+
+_POOLS: weakref.WeakSet[DirectPool | AsyncDirectPool] = weakref.WeakSet()
+
+
+def _forget_after_fork() -> None:
+    for pool in list(_POOLS):
+        pool._forget()
+
+
+# Registered once, at import: a check of the process id on every command would cost a system call.
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def _max_connections(pool: Any) -> int:
+    limit = getattr(pool, "max_connections", None)
+    return int(limit) if limit else 2**31
 
 
 def direct_pools(client: Any, async_client: Any) -> tuple[DirectPool | None, AsyncDirectPool | None]:
@@ -76,8 +99,28 @@ class DirectPool:
         self._response_error: type[BaseException] = errors.ResponseError
         self._cls = pool.connection_class
         self._kwargs = dict(pool.connection_kwargs)
-        # list.pop()/append() are atomic under the GIL: threads share the idle list without a lock.
+        # list.pop()/append() are atomic under the GIL: threads share the idle list without a lock. The
+        # lock guards only the count of open connections, touched when one is made or dropped.
         self._idle: list[Any] = []
+        self._max = _max_connections(pool)
+        self._open = 0
+        self._lock = threading.Lock()
+        _POOLS.add(self)
+
+    def _forget(self) -> None:
+        self._idle, self._open, self._lock = [], 0, threading.Lock()
+
+    def _new(self) -> Any:
+        with self._lock:
+            if self._open >= self._max:
+                raise self._connection_error("Too many connections")
+            self._open += 1
+        return self._cls(**self._kwargs)
+
+    def _drop(self, conn: Any) -> None:
+        conn.disconnect()
+        with self._lock:
+            self._open -= 1
 
     def execute(self, *args: Any) -> Any:
         """Send one command and return redis-py's raw reply (bytes, int, list, ``None``).
@@ -91,7 +134,7 @@ class DirectPool:
             conn = idle.pop()
             reused = True
         except IndexError:
-            conn = self._cls(**self._kwargs)
+            conn = self._new()
             reused = False
         packed = conn.pack_command(*args)
         try:
@@ -101,20 +144,20 @@ class DirectPool:
             idle.append(conn)
             raise
         except self._connection_error:
-            conn.disconnect()
+            self._drop(conn)
             if not reused:
                 raise
             # The idle connection was broken while it waited (a restart, an idle timeout): once more
             # on a fresh one. Timeouts are not resent: the server may be slow, not gone.
-            conn = self._cls(**self._kwargs)
+            conn = self._new()
             try:
                 conn.send_packed_command(packed, check_health=False)
                 reply = conn.read_response()
             except BaseException:
-                conn.disconnect()
+                self._drop(conn)
                 raise
         except BaseException:
-            conn.disconnect()
+            self._drop(conn)
             raise
         idle.append(conn)
         return reply
@@ -123,7 +166,7 @@ class DirectPool:
         """Disconnect every idle connection."""
         idle, self._idle = self._idle, []
         for conn in idle:
-            conn.disconnect()
+            self._drop(conn)
 
 
 class AsyncDirectPool:
@@ -156,12 +199,18 @@ class AsyncDirectPool:
         self._kwargs = kwargs
         self._idle: list[Any] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._max = _max_connections(pool)
+        self._open = 0  # one event loop: no lock needed
+        _POOLS.add(self)
+
+    def _forget(self) -> None:
+        self._idle, self._open, self._loop = [], 0, None
 
     async def execute(self, *args: Any) -> Any:
         """Async :meth:`DirectPool.execute`."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
-            self._loop, self._idle = loop, []
+            self._loop, self._idle, self._open = loop, [], 0
         idle = self._idle
         if idle:
             conn = idle.pop()
@@ -169,9 +218,16 @@ class AsyncDirectPool:
                 return await self._run(conn, args)
             except self._connection_error:
                 pass  # a connection broken while idle: once more on a fresh one (see DirectPool)
+        if self._open >= self._max:
+            raise self._connection_error("Too many connections")
+        self._open += 1
         conn = self._cls(**self._kwargs)
         await self._connect(conn)
         return await self._run(conn, args)
+
+    async def _drop(self, conn: Any) -> None:
+        self._open -= 1
+        await conn.disconnect(nowait=True)
 
     async def _connect(self, conn: Any) -> None:
         try:
@@ -181,12 +237,12 @@ class AsyncDirectPool:
                 async with asyncio.timeout(self._connect_timeout):
                     await conn.connect()
         except TimeoutError:
-            await conn.disconnect(nowait=True)
+            await self._drop(conn)
             raise self._timeout_error(
                 f"Redis did not complete a connection within {self._connect_timeout} s"
             ) from None
         except BaseException:
-            await conn.disconnect(nowait=True)
+            await self._drop(conn)
             raise
 
     async def _run(self, conn: Any, args: tuple[Any, ...]) -> Any:
@@ -202,11 +258,11 @@ class AsyncDirectPool:
             self._idle.append(conn)
             raise
         except TimeoutError:
-            await conn.disconnect(nowait=True)
+            await self._drop(conn)
             raise self._timeout_error(f"Redis did not answer within {self.timeout} s") from None
         except BaseException:
             # Cancelled or failed mid-reply: the stream position is unknown, so the connection goes.
-            await conn.disconnect(nowait=True)
+            await self._drop(conn)
             raise
         self._idle.append(conn)
         return reply
@@ -215,4 +271,5 @@ class AsyncDirectPool:
         """Disconnect every idle connection (call from the loop that used them)."""
         idle, self._idle = self._idle, []
         for conn in idle:
+            self._open -= 1
             await conn.disconnect()
