@@ -315,3 +315,62 @@ async def test_async_cached_bare_decorator_and_key_for(registry: Registry) -> No
     assert calls == [1]
     assert await cache.get(key_for(1)) == {"code": 1}
     assert key_for(1) != key_for(2)
+
+
+class CountingStore(MemoryStore):
+    """A store subclass that does more on a read: the cache must call its get, not inline the dict."""
+
+    reads = 0
+
+    def get(self, key: str) -> object:
+        CountingStore.reads += 1
+        return super().get(key)
+
+
+def test_a_store_subclass_keeps_its_own_get(registry: Registry) -> None:
+    CountingStore.reads = 0
+    cache = Cache("sub", backend=CountingStore(max_entries=10), registry=registry)
+    cache.set("k", 1)
+    assert cache.get("k") == 1
+    assert cache.get("absent", "d") == "d"
+    assert CountingStore.reads == 2
+    for _ in range(1024):  # crosses the 1-in-1024 latency sample on the method path
+        cache.get("k")
+    assert registry.value("buttress_cache_requests", {"namespace": "sub", "result": "hit"}) == 1025
+
+
+async def test_async_store_subclass_keeps_its_own_get(registry: Registry) -> None:
+    CountingStore.reads = 0
+    cache = AsyncCache("asub", backend=CountingStore(max_entries=10), registry=registry)
+    await cache.set("k", 1)
+    assert await cache.get("k") == 1
+    assert await cache.get("absent", "d") == "d"
+    with pytest.raises(CacheKeyError):
+        await cache.get(["unhashable"])
+    for _ in range(1024):
+        await cache.get("k")
+    assert CountingStore.reads == 1 + 1 + 1 + 1024 + 1  # + the sampled hit's timed second read
+
+
+def test_inlined_hit_path_expires_and_samples(virtual_clock: VirtualClock, registry: Registry) -> None:
+    cache = Cache("inl", ttl=10, clock=virtual_clock, registry=registry)
+    cache.set("k", "v")
+    for _ in range(1024):
+        assert cache.get("k") == "v"
+    virtual_clock.advance(11)
+    assert cache.get("k", "gone") == "gone"  # expired: the store's own read removes it
+    assert len(cache.core.store) == 0
+    sketch = cache.core.metrics.get_latency.sketch
+    assert sketch.count == 1  # one hit in 1024 timed
+
+
+async def test_async_inlined_hit_path_expires_and_samples(
+    virtual_clock: VirtualClock, registry: Registry
+) -> None:
+    cache = AsyncCache("ainl", ttl=10, clock=virtual_clock, registry=registry)
+    await cache.set("k", "v")
+    for _ in range(1024):
+        assert await cache.get("k") == "v"
+    virtual_clock.advance(11)
+    assert await cache.get("k", "gone") == "gone"
+    assert cache.core.metrics.get_latency.sketch.count == 1

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from buttress.cache.backends.memory import MISS
+from buttress.cache.backends.memory import MISS, READ_BUFFER, MemoryStore
 from buttress.cache.core import CacheCore
 from buttress.cache.metrics import SAMPLE_MASK
 from buttress.cache.serialize import Envelope
@@ -59,18 +59,24 @@ def async_get(core: CacheCore) -> AGet:
 
 
 def _memory_get(core: CacheCore) -> Get:
-    """A memory namespace storing bare values: a hit is one store call, one test, one increment."""
+    """A memory namespace storing bare values: a hit is one dict lookup, one test, two increments.
+
+    The store's own read (:meth:`MemoryStore.get`) is inlined here when the store is a plain
+    :class:`MemoryStore`: one Python call fewer is about a quarter of a hit. Anything but a live hit —
+    absent, expired, unhashable — goes through the store's method, which does the bookkeeping.
+    """
     assert core.store is not None
-    store_get = core.store.get
+    store = core.store
+    store_get = store.get
     # The store counts its own hits; which of them to time is read from that count rather than from
     # a second counter kept here (one increment fewer per hit).
-    store_stats = core.store.stats
+    store_stats = store.stats
     hits = core.metrics.hits
     record = core.metrics.get_latency.sketch.add
     now = core.clock.monotonic
     miss = _miss_path(core)
 
-    def get(key: Any, default: Any = None) -> Any:
+    def slow(key: Any, default: Any = None) -> Any:
         try:
             v = store_get(key)
         except TypeError:  # unhashable: the miss path raises the clear error
@@ -85,6 +91,32 @@ def _memory_get(core: CacheCore) -> Get:
         store_get(key)
         record(now() - t0)
         return v
+
+    if type(store) is not MemoryStore:  # a subclass may do more on a read: keep its method
+        return slow
+    data = store._data
+    store_now = store._now
+
+    def get(key: Any, default: Any = None) -> Any:
+        try:
+            entry = data[key]
+        except (KeyError, TypeError):
+            return slow(key, default)
+        expires_at = entry.expires_at
+        if expires_at is not None and expires_at <= store_now():
+            return slow(key, default)
+        # The same steps as MemoryStore.get; the buffer is read each time (a replay swaps it).
+        buffer = store._buffer
+        if len(buffer) < READ_BUFFER:
+            buffer.append(entry)
+        store_stats.hits += 1
+        hits.value += 1
+        if store_stats.hits & SAMPLE_MASK:
+            return entry.value
+        t0 = now()
+        store_get(key)
+        record(now() - t0)
+        return entry.value
 
     return get
 
@@ -173,23 +205,55 @@ def _unwrap(core: CacheCore) -> Unwrap:
 
 
 def _astore_get(core: CacheCore) -> AGet:
-    """A store-backed namespace (memory, or a tiered L1): only a miss there awaits anything."""
+    """A store-backed namespace (memory, or a tiered L1): only a miss there awaits anything.
+
+    As in :func:`_memory_get`, a plain :class:`MemoryStore`'s read is inlined for live hits.
+    """
     assert core.store is not None
-    store_get = core.store.get
-    store_stats = core.store.stats  # timed hits are picked from the store's count, as in _memory_get
+    store = core.store
+    store_get = store.get
+    store_stats = store.stats  # timed hits are picked from the store's count, as in _memory_get
     hits = core.metrics.hits
     record = core.metrics.get_latency.sketch.add
     now = core.clock.monotonic
     miss = _amiss_path(core)
     unwrap = _aunwrap(core)
 
-    async def get(key: Any, default: Any = None) -> Any:
+    async def slow(key: Any, default: Any = None) -> Any:
         try:
             v = store_get(key)
         except TypeError:  # unhashable: the miss path raises the clear error
             return await miss(key, default)
         if v is MISS:
             return await miss(key, default)
+        if type(v) is Envelope:
+            return await unwrap(v, default)
+        hits.value += 1
+        if store_stats.hits & SAMPLE_MASK:
+            return v
+        t0 = now()
+        store_get(key)
+        record(now() - t0)
+        return v
+
+    if type(store) is not MemoryStore:
+        return slow
+    data = store._data
+    store_now = store._now
+
+    async def get(key: Any, default: Any = None) -> Any:
+        try:
+            entry = data[key]
+        except (KeyError, TypeError):
+            return await slow(key, default)
+        expires_at = entry.expires_at
+        if expires_at is not None and expires_at <= store_now():
+            return await slow(key, default)
+        buffer = store._buffer
+        if len(buffer) < READ_BUFFER:
+            buffer.append(entry)
+        store_stats.hits += 1
+        v = entry.value
         if type(v) is Envelope:
             return await unwrap(v, default)
         hits.value += 1
