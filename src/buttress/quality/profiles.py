@@ -55,6 +55,7 @@ BUILTIN_RAW: dict[str, dict[str, Any]] = {
             "security_high": "== 0",
         },
         "duplication": {
+            "definition": "sonar",
             "min_tokens": 100,
             "min_lines": 10,
             "normalize": ["names", "literals"],
@@ -108,12 +109,17 @@ BUILTIN_RAW: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True, slots=True)
 class DuplicationSettings:
-    """How clones are found (see :mod:`buttress.quality.duplication`)."""
+    """How clones are found (see :mod:`buttress.quality.duplication`).
+
+    ``definition`` is ``"sonar"`` (SonarQube's measure) or ``"jscpd"`` (jscpd 5.3.3's tokens, clones
+    and density, for figures comparable with a jscpd run; exact tokens only, so ``normalize`` is empty).
+    """
 
     min_tokens: int = 100
     min_lines: int = 10
     normalize: tuple[str, ...] = ("names", "literals")
     exclude: tuple[str, ...] = ()
+    definition: str = "sonar"
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,12 +316,38 @@ def _conditions(
     return tuple(out)
 
 
+def _duplication(name: str, dup: dict[str, Any]) -> DuplicationSettings:
+    """The duplication settings; jscpd's definition compares exact tokens, so it takes no ``normalize``.
+
+    Raises:
+        ConfigError: ``definition = "jscpd"`` with a non-empty ``normalize`` (inherited or not).
+    """
+    if dup["definition"] == "jscpd" and dup["normalize"]:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    f"quality.profiles.{name}.duplication.normalize",
+                    'definition "jscpd" compares exact tokens, as jscpd does by default; set normalize = []'
+                    " beside it (normalize is inherited from the default profile when left out)",
+                    list(dup["normalize"]),
+                )
+            ]
+        )
+    return DuplicationSettings(
+        dup["min_tokens"],
+        dup["min_lines"],
+        tuple(dup["normalize"]),
+        tuple(dup["exclude"]),
+        dup["definition"],
+    )
+
+
 def resolve_profile(name: str, user: Mapping[str, Any] | None = None) -> Profile:
     """Build profile ``name`` from the built-ins and ``user`` (``[quality.profiles]``, validated).
 
     Raises:
-        ConfigError: the profile or a parent is unknown, the chain loops, or a condition names a
-            metric whose measure the profile does not run.
+        ConfigError: the profile or a parent is unknown, the chain loops, a condition names a metric
+            whose measure the profile does not run, or jscpd's definition is given names to normalise.
     """
     layers = _chain(name, user or {})
     merged, conditions = _merge(layers)
@@ -328,9 +360,7 @@ def resolve_profile(name: str, user: Mapping[str, Any] | None = None) -> Profile
         exclude=tuple(merged["exclude"]),
         measures=measures,
         conditions=_conditions(name, conditions, measures),
-        duplication=DuplicationSettings(
-            dup["min_tokens"], dup["min_lines"], tuple(dup["normalize"]), tuple(dup["exclude"])
-        ),
+        duplication=_duplication(name, dup),
         coverage=CoverageSettings(
             cov["data_file"], tuple(cov["command"]), cov["min_new_lines"], cov["timeout"]
         ),

@@ -16,6 +16,7 @@
     coverage = ">= 90"
     [quality.profiles.project.duplication]
     exclude = ["**/migrations/**"]
+    definition = "sonar"                      # or "jscpd" (with normalize = []): jscpd 5.3.3's figures
 
 A key a profile leaves out is inherited from its parent; ``metric = "off"`` removes an inherited
 condition. Unknown keys, unknown metrics and unknown parents are configuration errors naming them.
@@ -115,6 +116,10 @@ PROFILE = Table(
         "new_code": _Conditions(doc="conditions on the lines changed against --base"),
         "duplication": Table(
             fields={
+                "definition": Choice(
+                    choices=("sonar", "jscpd"),
+                    doc="what a clone and the density are: SonarQube's (\"sonar\") or jscpd 5.3.3's",
+                ),
                 "min_tokens": Integer(minimum=10, maximum=10_000),
                 "min_lines": Integer(minimum=1, maximum=10_000),
                 "normalize": ListOf(item=Choice(choices=("names", "literals"))),
