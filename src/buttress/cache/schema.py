@@ -16,10 +16,12 @@
     tiered = true                          # memory L1 in front of the Redis backend
     serve_stale = "10m"                    # serve an expired value this long when the backend/loader fails
     invalidate_on = { "event.updated" = ["event:{code}", "tag:events-list"] }
+    warmers = ["app.cache_warmers:upcoming_events"]   # run by `buttress cache warm events`
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from buttress.config import (
@@ -39,6 +41,7 @@ from buttress.config import (
 
 __all__ = ["NAMESPACE", "SCHEMA"]
 
+_DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _BACKEND_HINT = '"memory" or a URL such as "redis://host:6379/0", "redis+cluster://host:7000"'
 
 
@@ -67,6 +70,14 @@ def _mapping(value: Any) -> dict[str, list[str]]:
             )
         out[str(event)] = list(targets)
     return out
+
+
+def _warmer(value: Any) -> str:
+    """``"package.module:function"``: a function with no arguments returning ``{key: value}`` or pairs."""
+    module, sep, attr = value.partition(":") if isinstance(value, str) else ("", "", "")
+    if not sep or _DOTTED.fullmatch(module) is None or _DOTTED.fullmatch(attr) is None:
+        raise ValueError('expected "package.module:function" naming a warmer function')
+    return str(value)
 
 
 def _check_namespace(values: dict[str, Any], path: str, problems: Problems) -> None:
@@ -100,6 +111,9 @@ NAMESPACE = Table(
         "lease": Duration(default=0.0, doc="distributed lease for loads (Redis); 0 turns it off"),
         "invalidate_on": Custom(check=_mapping, default=dict),
         "backend": Custom(check=_backend, default=None, doc="override [cache].backend for this namespace"),
+        "warmers": ListOf(
+            item=Custom(check=_warmer), default=list, doc="module:function warmers `buttress cache warm` runs"
+        ),
     },
     check=_check_namespace,
 )

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import pickle
 import struct
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from buttress.errors import CacheError
@@ -32,12 +33,14 @@ __all__ = [
     "BytesSerializer",
     "CorruptEntry",
     "Envelope",
+    "Frame",
     "JsonSerializer",
     "PickleSerializer",
     "SerializationError",
     "Serializer",
     "decode",
     "encode",
+    "read_frame",
     "serializer_for",
 ]
 
@@ -53,7 +56,10 @@ class SerializationError(CacheError, TypeError):
 
 
 class CorruptEntry(Exception):
-    """A stored entry is not a buttress frame this namespace can read (internal; becomes a miss)."""
+    """A stored entry is not a buttress frame this namespace can read (a miss on the read path).
+
+    Raised to callers only by :func:`read_frame`, for tools that report such entries.
+    """
 
 
 @runtime_checkable
@@ -221,3 +227,63 @@ def decode(serializer: Serializer, data: bytes) -> Any:
         return Envelope(serializer.loads(data[pos:]), fresh_until, delta, tags)
     except Exception as exc:  # a corrupt frame can fail in any loader in any way
         raise CorruptEntry(f"entry does not load: {exc!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A stored entry's frame, read without loading its value (what :func:`read_frame` returns).
+
+    For tools that look at entries written by any serialiser (``buttress cache get``); the cache's own
+    read path is :func:`decode`.
+
+    Attributes:
+        format: the frame format number (1).
+        serializer: the one-byte ident of the serialiser that wrote the payload (``b"p"``, ``b"j"``, …).
+        fresh_until: wall-clock second the value is fresh until, or ``None`` for a bare value.
+        delta: seconds the load that produced the value took (``0.0`` for a bare value).
+        tags: ``(tag, stamp)`` pairs stored with the entry, or ``()``.
+        payload: the serialised value, not loaded.
+    """
+
+    format: int
+    serializer: bytes
+    fresh_until: float | None
+    delta: float
+    tags: tuple[tuple[str, int], ...]
+    payload: bytes
+
+
+def read_frame(data: bytes) -> Frame:
+    """The frame of ``data`` (see the module docstring) without deserialising the value.
+
+    Args:
+        data: the bytes stored under a key.
+
+    Raises:
+        CorruptEntry: when ``data`` is not a buttress frame (wrong magic byte, unknown format, or a
+            header or tag block cut short), with a message saying which.
+    """
+    if len(data) < 4 or data[0] != MAGIC:
+        raise CorruptEntry("not a buttress frame (no magic byte 0xB7 at the start)")
+    if data[1] != FORMAT:
+        raise CorruptEntry(f"unknown frame format {data[1]} (this buttress reads format {FORMAT})")
+    flags = data[2]
+    if not flags:
+        return Frame(data[1], data[3:4], None, 0.0, (), data[4:])
+    pos = 4
+    if len(data) < pos + _FRESH.size:
+        raise CorruptEntry("frame cut short in its freshness header")
+    fresh_until, delta = _FRESH.unpack_from(data, pos)
+    pos += _FRESH.size
+    tags: tuple[tuple[str, int], ...] = ()
+    if flags & F_TAGS:
+        n = int.from_bytes(data[pos : pos + 2], "big")
+        block = data[pos + 2 : pos + 2 + n]
+        try:
+            if len(block) != n:
+                raise ValueError("cut short")
+            tags = tuple((str(t), int(s)) for t, s in json.loads(block))
+        except (ValueError, TypeError) as exc:
+            raise CorruptEntry(f"frame's tag block does not parse ({exc})") from None
+        pos += 2 + n
+    return Frame(data[1], data[3:4], fresh_until, delta, tags, data[pos:])

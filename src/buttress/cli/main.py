@@ -27,6 +27,7 @@ __all__ = ["GROUPS", "cli", "main"]
 GROUPS: dict[str, tuple[str, str]] = {
     "version": ("buttress.cli.version", "Print the buttress version."),
     "config": ("buttress.cli.config", "Check and summarise buttress.toml."),
+    "cache": ("buttress.cli.cache", "Operate the caches of buttress.toml: stats, get, invalidate, warm."),
     "dlq": ("buttress.cli.dlq", "Inspect, replay and purge dead letters (SQLite or Redis store)."),
     "demo": ("buttress.cli.demo", "Run the reference event platform: providers, traffic, dashboard."),
     "slo": ("buttress.cli.slo", "SLOs: Prometheus rules, SLA reports, budget checks, spec imports."),
