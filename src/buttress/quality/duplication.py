@@ -37,6 +37,7 @@ token.
 from __future__ import annotations
 
 import keyword
+import os
 import re
 import sys
 import tokenize
@@ -45,6 +46,7 @@ from array import array
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import count
 from operator import sub
@@ -739,27 +741,62 @@ def _jscpd_result(files: Sequence[LineTokens], spans: Iterable[_Span]) -> Duplic
 
 
 def jscpd_duplication(
-    root: Path, rels: Sequence[str], min_tokens: int = 100, min_lines: int = 10
+    root: Path, rels: Sequence[str], min_tokens: int = 100, min_lines: int = 10, *, workers: int = 0
 ) -> DuplicationResult:
     """Read ``rels`` (paths under ``root``) and measure their duplication with jscpd's definition.
 
     Every file is a key of the result's ``physical_lines``; a file jscpd would leave out (unreadable,
     not UTF-8, too few lines or tokens) counts 0 lines and holds no clone.
+
+    Args:
+        root: the project root ``rels`` are relative to.
+        rels: the files to measure.
+        min_tokens: window length.
+        min_lines: a clone's first copy must satisfy ``end - start >= min_lines``.
+        workers: processes for tokenizing; ``0`` picks by the amount of source (as the analysis pass
+            does), ``1`` stays in this process.
     """
-    files = []
-    for rel in rels:
-        try:
-            data = (root / rel).read_bytes()
-        except OSError:
-            continue
-        scanned = scan_jscpd(rel, data, min_tokens, min_lines)
-        if scanned is not None:
-            files.append(scanned)
+    jobs = [(str(root / rel), rel) for rel in rels]
+    workers = workers or _jscpd_workers(jobs)
+    if workers <= 1 or len(jobs) < 2 * workers:
+        files = _scan_files(jobs, min_tokens, min_lines)
+    else:
+        # Interleaved batches, so each process gets a share of the large files.
+        batches = [jobs[i :: workers * 4] for i in range(workers * 4)]
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            done = pool.map(_scan_files, batches, [min_tokens] * len(batches), [min_lines] * len(batches))
+            files = [f for batch in done for f in batch]
     result = find_clones_jscpd(files, min_tokens, min_lines)
     for rel in rels:
         result.physical_lines.setdefault(rel, 0)
         result.duplicated.setdefault(rel, set())
     return result
+
+
+def _scan_files(jobs: Sequence[tuple[str, str]], min_tokens: int, min_lines: int) -> list[LineTokens]:
+    """Each ``(path, rel)`` read and scanned; the ones jscpd leaves out are not in the list."""
+    out = []
+    for path, rel in jobs:
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            continue
+        scanned = scan_jscpd(rel, data, min_tokens, min_lines)
+        if scanned is not None:
+            out.append(scanned)
+    return out
+
+
+def _jscpd_workers(jobs: Sequence[tuple[str, str]]) -> int:
+    from buttress.quality.analysis import PARALLEL_BYTES
+
+    total = 0
+    for path, _ in jobs:
+        try:
+            total += os.stat(path).st_size
+        except OSError:
+            pass
+    return 1 if total < PARALLEL_BYTES else max(1, min(os.cpu_count() or 1, 4))
 
 
 def new_code_density(result: DuplicationResult, new_lines: dict[str, set[int]]) -> tuple[float, int, int]:
@@ -799,12 +836,21 @@ class DuplicationMeasure:
         from buttress.quality.gate import Measurement
 
         settings = context.profile.duplication
-        scanned = [a for a in context.measured() if a.windows is not None]
+        measured = context.measured()
         if settings.definition == "jscpd":
+            from buttress.quality.sources import matches
+
+            # The analysis pass's windows are Sonar's tokens: only the choice of files is taken from it.
+            rels = [a.rel for a in measured if not matches(a.rel, settings.exclude)]
             result = jscpd_duplication(
-                context.root, [a.rel for a in scanned], settings.min_tokens, settings.min_lines
+                context.root,
+                rels,
+                settings.min_tokens,
+                settings.min_lines,
+                workers=context.profile.workers,
             )
         else:
+            scanned = [a for a in measured if a.windows is not None]
             windows = [a.windows for a in scanned if a.windows is not None]
             physical = {a.rel: a.physical_lines for a in scanned}
             result = find_clones(windows, physical, settings.min_tokens, settings.min_lines)
@@ -832,7 +878,7 @@ class DuplicationMeasure:
             rel: {"lines": lines, "duplicated": len(result.duplicated.get(rel, ()))}
             for rel, lines in result.physical_lines.items()
         }
-        excluded = len(context.measured()) - len(scanned)
+        excluded = len(measured) - len(result.physical_lines)
         if excluded:
             out.notes.append(f"{excluded} file(s) left out of duplication by duplication.exclude")
         if result.definition == "jscpd":
