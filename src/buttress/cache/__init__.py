@@ -20,7 +20,14 @@ from buttress.cache.backends.memory import MISS, MemoryStore
 from buttress.cache.invalidation import EventInvalidator, InvalidationBus, LocalBus, RedisBus
 from buttress.cache.keys import CacheKeyError, KeyTemplate
 from buttress.cache.patterns.aside import AsyncSingleFlight, SingleFlight
-from buttress.cache.registry import async_cache, cache, event_bus, publish_event
+from buttress.cache.registry import (
+    async_cache,
+    cache,
+    declared_warmers,
+    event_bus,
+    publish_event,
+    warm_declared,
+)
 from buttress.cache.serialize import JsonSerializer, PickleSerializer, SerializationError, Serializer
 from buttress.cache.ttl import AdaptiveTTL, FixedTTL, JitteredTTL, TTLStrategy
 from buttress.cache.versioning import fingerprint
@@ -48,9 +55,11 @@ __all__ = [
     "TTLStrategy",
     "async_cache",
     "cache",
+    "declared_warmers",
     "event_bus",
     "fingerprint",
     "publish_event",
+    "warm_declared",
 ]
 
 

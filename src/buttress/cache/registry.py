@@ -12,8 +12,12 @@ section's Redis backend). Publish events with :func:`publish_event`.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import inspect
 import threading
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from buttress.cache.api import AsyncCache, Cache
 from buttress.cache.core import CacheCore
@@ -23,7 +27,19 @@ from buttress.config import Config, current
 from buttress.errors import ConfigError
 from buttress.telemetry import Registry
 
-__all__ = ["async_cache", "cache", "event_bus", "publish_event", "reset"]
+if TYPE_CHECKING:
+    from buttress.cache.warming import Progress, Warmer, WarmReport
+
+__all__ = [
+    "async_cache",
+    "cache",
+    "declared_warmers",
+    "event_bus",
+    "publish_event",
+    "reset",
+    "resolve_warmer",
+    "warm_declared",
+]
 
 _lock = threading.RLock()
 _cores: dict[str, CacheCore] = {}
@@ -130,6 +146,88 @@ def async_cache(
     """
     with _lock:
         return AsyncCache(core=_core(name, schema, clock, registry))
+
+
+def resolve_warmer(spec: str, where: str) -> Callable[[], Any]:
+    """The function ``"package.module:function"`` names, as a no-argument loader.
+
+    A coroutine function is wrapped to run on an event loop of its own (warmers run on worker threads).
+
+    Args:
+        spec: ``package.module:function`` (dots after the colon reach nested attributes).
+        where: the configuration path shown in errors (``cache.namespaces.events.warmers[0]``).
+
+    Raises:
+        ConfigError: naming ``where``, when the spec is malformed, does not import or is not callable.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"{where}: a warmer is 'package.module:function', got {spec!r}")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{where}: cannot import {module_name!r} for warmer {spec!r} ({exc})") from None
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ConfigError(f"{where}: {module_name!r} has no {attr!r} (warmer {spec!r})") from None
+    if not callable(target):
+        raise ConfigError(f"{where}: warmer {spec!r} is not a function")
+    if inspect.iscoroutinefunction(target):
+        fn = target
+        return lambda: asyncio.run(fn())
+    return target  # type: ignore[no-any-return]
+
+
+def declared_warmers(names: Iterable[str] | None = None) -> list[Warmer]:
+    """The warmers ``[cache.namespaces.<name>].warmers`` declare, each on :func:`cache` ``(name)``.
+
+    A warmer is required when ``[cache].warmers_required`` lists its spec or its function's name.
+
+    Args:
+        names: the namespaces to take; every configured namespace when ``None``.
+
+    Raises:
+        ConfigError: for an unknown namespace or a warmer that cannot be imported.
+    """
+    from buttress.cache.warming import Warmer
+
+    section = current().section("cache")
+    namespaces = section["namespaces"]
+    chosen = list(namespaces) if names is None else list(names)
+    required = set(section["warmers_required"])
+    warmers = []
+    for name in chosen:
+        if name not in namespaces:
+            raise ConfigError(f"cache namespace {name!r} is not configured; known: {', '.join(namespaces)}")
+        for i, spec in enumerate(namespaces[name]["warmers"]):
+            load = resolve_warmer(spec, f"cache.namespaces.{name}.warmers[{i}]")
+            must = spec in required or spec.partition(":")[2] in required
+            warmers.append(Warmer(f"{name}:{spec}", cache(name), load, required=must))
+    return warmers
+
+
+def warm_declared(
+    names: Iterable[str] | None = None,
+    *,
+    concurrency: int = 4,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> WarmReport:
+    """Run the warmers buttress.toml declares — the start-up call of a service that warms its caches.
+
+    ::
+
+        report = buttress.cache.warm_declared(on_progress=lambda p: log.info("warming %s", p))
+
+    Raises:
+        WarmingError: when a required warmer failed (after every warmer ran; others' failures are in
+            the report only).
+        ConfigError: for an unknown namespace or a warmer that cannot be imported.
+    """
+    from buttress.cache.warming import warm
+
+    return warm(declared_warmers(names), concurrency=concurrency, on_progress=on_progress)
 
 
 def reset() -> None:

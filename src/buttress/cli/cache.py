@@ -20,10 +20,8 @@ import).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as _dt
 import importlib
-import inspect
 import json
 import os
 import pickle
@@ -815,13 +813,6 @@ def clear(name: str, config_file: Path | None, schema_spec: str | None, yes: boo
 # --------------------------------------------------------------------------------------------------------
 
 
-def _loader(fn: Callable[..., Any]) -> Callable[[], Any]:
-    if inspect.iscoroutinefunction(fn):
-        # Warmers run on worker threads; an async one gets an event loop of its own there.
-        return lambda: asyncio.run(fn())
-    return fn
-
-
 def _warmer_functions(target: _Target) -> dict[str, Callable[[], Any]]:
     """Each declared warmer's function, imported (exit 2 for none declared or one that does not import)."""
     specs: list[str] = target.table["warmers"]
@@ -830,12 +821,16 @@ def _warmer_functions(target: _Target) -> dict[str, Callable[[], Any]]:
             f'namespace {target.name!r} declares no warmers: add warmers = ["package.module:function"] to '
             f"[cache.namespaces.{target.name}] in {target.where}."
         )
+    from buttress.cache.registry import resolve_warmer
+
+    if os.getcwd() not in sys.path:  # the working directory importable, as with ``python -m``
+        sys.path.insert(0, os.getcwd())
     functions = {}
-    for spec in specs:
-        fn = _import(spec, "warmer")
-        if not callable(fn):
-            _fail(f"warmer {spec!r} of [cache.namespaces.{target.name}].warmers is not a function")
-        functions[spec] = _loader(fn)
+    for i, spec in enumerate(specs):
+        try:
+            functions[spec] = resolve_warmer(spec, f"[cache.namespaces.{target.name}].warmers[{i}]")
+        except ConfigError as exc:
+            _fail(str(exc))
     return functions
 
 
