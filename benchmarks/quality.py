@@ -17,8 +17,12 @@ Cases (seconds unless the name says otherwise; each figure is the best of the ro
   and ``density_renamed_<code>_pct`` ours with names and literals normalised beside jscpd with
   ``--ignore-identifiers --ignore-literals`` (the two count duplicated lines differently: see
   docs/bench/quality.md);
-* ``density_jscpd_definition_<code>_pct`` — our clone search run with jscpd's definitions (strings split
-  into word tokens, density = summed clone lengths / lines) beside jscpd, to separate definition from engine;
+* ``duplication_jscpd_definition_<code>_s`` — the same with the profile option
+  ``duplication.definition = "jscpd"``: files read and parsed (as in a gate run), then jscpd's tokens,
+  clone search and counting (:func:`buttress.quality.duplication.jscpd_duplication`), beside jscpd;
+* ``density_jscpd_definition_<code>_pct`` — that mode's density beside jscpd's, and
+  ``clones_matching_jscpd_<code>_pct`` the share of jscpd's clones we report with the same files, lines
+  and token count (the script also prints identical / only-jscpd / only-ours counts);
 * ``cyclomatic_differs_from_radon_<code>_pct`` — share of radon's functions whose cyclomatic complexity
   differs from ours (radon does not look inside ``assert``; we do), and
   ``cognitive_differs_from_complexipy_<code>_pct`` the same against complexipy's cognitive figures.
@@ -30,13 +34,10 @@ import gc
 import importlib.util
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
-from array import array
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import Case, parse_args, report
 from buttress.quality.analysis import AnalysisOptions, analyse_files
-from buttress.quality.duplication import find_clones
+from buttress.quality.duplication import DuplicationResult, find_clones, jscpd_duplication
 
 JSCPD = os.environ.get("JSCPD", "/tmp/jscpd/node_modules/.bin/jscpd")
 BIN = Path(sys.executable).parent
@@ -87,39 +88,33 @@ def ours_duplication(root: Path, normalise: bool) -> float:
     return result.density
 
 
-_WORD = re.compile(r"\w+|[^\w\s]")
+def ours_jscpd_definition(root: Path) -> DuplicationResult:
+    """The product's ``duplication.definition = "jscpd"``: the files that parse, measured jscpd's way."""
+    options = AnalysisOptions(complexity=False, duplication=False)
+    rels = [a.rel for a in analyse_files(files_of(root), root, options) if a.problem is None]
+    return jscpd_duplication(root, rels, 100, 10)
 
 
-def jscpd_style_density(root: Path) -> float:
-    """Our clone search with jscpd's definitions: strings split into word tokens, and the density as
-    the sum of each clone's length (one copy) over all lines. Shows how much of the gap to jscpd is
-    definition rather than engine."""
-    from buttress.quality import duplication as dup
-
-    windows = []
-    total = lines_in_clones = 0
-    for path in files_of(root):
-        text = path.read_text(encoding="utf-8")
-        codes: list[int] = []
-        starts = array("I")
-        ends = array("I")
-        for kind, value, line, end in dup.tokens(text):
-            if kind == dup.LITERAL and value[-1:] in "'\"":
-                for m in _WORD.finditer(value):
-                    at = line + value.count("\n", 0, m.start())
-                    codes.append(zlib.crc32(m.group().encode()))
-                    starts.append(at)
-                    ends.append(at)
-            else:
-                codes.append(zlib.crc32(value.encode()))
-                starts.append(line)
-                ends.append(end)
-        rel = path.relative_to(root).as_posix()
-        windows.append(dup.TokenWindows(rel, dup._window_hashes(codes, 100), starts, ends))
-        total += len(text.splitlines())
-    result = dup.find_clones(windows, {w.rel: 0 for w in windows}, 100, 10)
-    lines_in_clones = sum(c.lines for c in result.clones)
-    return 100.0 * lines_in_clones / max(1, total)
+def clone_agreement(ours: DuplicationResult, report: dict[str, Any]) -> tuple[int, int, int]:
+    """Clones reported alike by both (files, first and last lines, tokens), only by jscpd, only by us."""
+    theirs = {
+        (
+            d["firstFile"]["name"],
+            d["firstFile"]["start"],
+            d["firstFile"]["end"],
+            d["secondFile"]["name"],
+            d["secondFile"]["start"],
+            d["secondFile"]["end"],
+            d["tokens"],
+        )
+        for d in report["duplicates"]
+        if d["format"] == "python"
+    }
+    mine = {
+        (c.original_path, c.original_line, c.original_end_line, c.path, c.line, c.end_line, c.tokens)
+        for c in ours.clones
+    }
+    return len(theirs & mine), len(theirs - mine), len(mine - theirs)
 
 
 def radon_cc(root: Path) -> dict[tuple[str, int], int]:
@@ -188,6 +183,10 @@ def cognitive_differences(root: Path, analyses: list[Any]) -> float:
 
 
 def jscpd(root: Path, *extra: str) -> float:
+    return float(jscpd_report(root, *extra)["statistics"]["formats"]["python"]["percentage"])
+
+
+def jscpd_report(root: Path, *extra: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         run_cli(
             [
@@ -205,8 +204,8 @@ def jscpd(root: Path, *extra: str) -> float:
                 str(root),
             ]
         )
-        data = json.loads((Path(tmp) / "jscpd-report.json").read_text())
-    return float(data["statistics"]["formats"]["python"]["percentage"])
+        data: dict[str, Any] = json.loads((Path(tmp) / "jscpd-report.json").read_text())
+    return data
 
 
 def symilar(root: Path) -> None:
@@ -221,6 +220,46 @@ def symilar(root: Path) -> None:
             *map(str, files_of(root)),
         ]
     )
+
+
+def duplication_cases(name: str, root: Path, rounds: int, quick: bool, have_jscpd: bool) -> list[Case]:
+    """Clone detection with Sonar's and jscpd's definitions, timed and compared with jscpd."""
+    dup_t, density = best_of(rounds, lambda: ours_duplication(root, True))
+    jscpd_t, jscpd_rep = best_of(rounds, lambda: jscpd_report(root)) if have_jscpd else (0.0, None)
+    peers = {"jscpd": jscpd_t} if have_jscpd else {}
+    if not quick or name == "rich":
+        peers["symilar"] = best_of(1, lambda: symilar(root))[0]
+    cases = [Case(f"duplication_{name}_s", dup_t, peers)]
+    js_t, js_result = best_of(rounds, lambda: ours_jscpd_definition(root))
+    assert isinstance(js_result, DuplicationResult)
+    cases.append(
+        Case(f"duplication_jscpd_definition_{name}_s", js_t, {"jscpd": jscpd_t} if have_jscpd else {})
+    )
+    if not isinstance(jscpd_rep, dict):
+        return cases
+    theirs = float(jscpd_rep["statistics"]["formats"]["python"]["percentage"])
+    same, only_jscpd, only_ours = clone_agreement(js_result, jscpd_rep)
+    print(
+        f"{name}: jscpd definition {js_result.density:.3f} % vs jscpd {theirs:.3f} % "
+        f"({js_result.density - theirs:+.3f} points); clones identical {same}, only jscpd {only_jscpd}, "
+        f"only ours {only_ours}"
+    )
+    assert isinstance(density, float)
+    cases += [
+        Case(f"density_{name}_pct", ours_duplication(root, False), {"jscpd": theirs}),
+        Case(f"density_jscpd_definition_{name}_pct", js_result.density, {"jscpd": theirs}),
+        Case(
+            f"clones_matching_jscpd_{name}_pct",
+            100.0 * same / max(1, same + only_jscpd),
+            higher_is_better=True,
+        ),
+        Case(
+            f"density_renamed_{name}_pct",
+            density,
+            {"jscpd": jscpd(root, "--ignore-identifiers", "--ignore-literals")},
+        ),
+    ]
+    return cases
 
 
 def main() -> None:
@@ -250,29 +289,7 @@ def main() -> None:
             Case(f"cognitive_differs_from_complexipy_{name}_pct", cognitive_differences(root, analyses))
         )
         del functions
-        dup_t, density = best_of(rounds, lambda root=root: ours_duplication(root, True))
-        peers = {}
-        if have_jscpd:
-            peers["jscpd"] = best_of(rounds, lambda root=root: jscpd(root))[0]
-        if not args.quick or name == "rich":
-            peers["symilar"] = best_of(1, lambda root=root: symilar(root))[0]
-        cases.append(Case(f"duplication_{name}_s", dup_t, peers))
-        exact = ours_duplication(root, False)
-        assert isinstance(density, float)
-        if have_jscpd:
-            cases.append(Case(f"density_{name}_pct", exact, {"jscpd": jscpd(root)}))
-            cases.append(
-                Case(
-                    f"density_jscpd_definition_{name}_pct", jscpd_style_density(root), {"jscpd": jscpd(root)}
-                )
-            )
-            cases.append(
-                Case(
-                    f"density_renamed_{name}_pct",
-                    density,
-                    {"jscpd": jscpd(root, "--ignore-identifiers", "--ignore-literals")},
-                )
-            )
+        cases.extend(duplication_cases(name, root, rounds, args.quick, have_jscpd))
     report("quality", cases, args, unit="s")
 
 
