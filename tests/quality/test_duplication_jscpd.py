@@ -113,20 +113,22 @@ def test_docstring_prose_copied_into_a_method_is_a_clone_at_the_defaults(tmp_pat
 
 
 def test_the_measure_follows_the_profile_and_sonar_stays_the_default(tmp_path):
-    write(tmp_path, DOCSTRING_PROJECT)
+    write(tmp_path, {**DOCSTRING_PROJECT, "gen_table.py": "TABLE = (1, 2, 3)\n"})
     default = resolve_profile("default")
     assert default.duplication.definition == "sonar"
     assert resolve_profile("strict").duplication.definition == "sonar"
     sonar = DuplicationMeasure().compute(Context(tmp_path, tmp_path, default))
     assert sonar.overall["duplicated_blocks"] == 0  # one string token per docstring: no clone
     cfg = loads(
-        '[quality.profiles.cmp]\n[quality.profiles.cmp.duplication]\ndefinition = "jscpd"\nnormalize = []\n'
+        '[quality.profiles.cmp.duplication]\ndefinition = "jscpd"\nnormalize = []\nexclude = ["gen_*.py"]\n'
     )
     profile = resolve_profile("cmp", cfg.section("quality")["profiles"])
     out = DuplicationMeasure().compute(Context(tmp_path, tmp_path, profile))
     assert out.overall == {"duplication": 29.7872, "duplicated_lines": 14.0, "duplicated_blocks": 1.0}
     assert out.details["per_file"]["c.py"] == {"lines": 0, "duplicated": 0}
     assert any("jscpd 5.3.3's definition" in n and "1 file(s) too short" in n for n in out.notes)
+    assert "1 file(s) left out of duplication by duplication.exclude" in out.notes
+    assert "gen_table.py" not in out.details["per_file"]
     assert [(c["original_path"], c["line"], c["tokens"]) for c in out.details["clones"]] == [("a.py", 5, 146)]
 
 
@@ -196,7 +198,8 @@ def test_files_jscpd_leaves_out_and_the_parallel_scan(tmp_path):
     rels = write(tmp_path, files)
     serial = jscpd_duplication(tmp_path, [*rels, "missing.py"], 100, 10, workers=1)
     parallel = jscpd_duplication(tmp_path, [*rels, "missing.py"], 100, 10, workers=2)
-    assert clones(parallel) == clones(serial)
+    by_size = jscpd_duplication(tmp_path, [*rels, "missing.py"], 100, 10)  # small: stays in process
+    assert clones(parallel) == clones(serial) == clones(by_size)
     assert serial.physical_lines["missing.py"] == 0
     assert find_clones_jscpd([], 100, 10).density == 0.0
 

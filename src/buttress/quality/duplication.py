@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from buttress.quality.analysis import FileAnalysis
     from buttress.quality.gate import Context, Measurement
     from buttress.quality.model import Finding
 
@@ -604,7 +605,7 @@ def _jscpd_file_spans(
         earlier = first.get(h)
         if earlier is not None and h not in second:
             second[h] = (fi, i)
-        if open_ is not None and i == open_.last + 1 and _anchor_continues(files, open_, fi, i, h):
+        if open_ is not None and i == open_.last + 1 and _anchor_continues(files, open_, i, h):
             open_.last = i
             continue
         if open_ is not None:
@@ -616,14 +617,13 @@ def _jscpd_file_spans(
         yield from _flushed(files, fi, open_, k, min_lines)
 
 
-def _anchor_continues(files: Sequence[LineTokens], o: _Open, fi: int, i: int, h: int) -> bool:
+def _anchor_continues(files: Sequence[LineTokens], o: _Open, i: int, h: int) -> bool:
     """Whether the first copy goes on as window ``i`` does.
 
     jscpd grows a clone only along its first copy, never onto a third place that continues alike.
     """
+    # The first copy is always earlier in the walk than window i, so it is never window i itself.
     at = o.anchor_start + (i - o.start)
-    if o.anchor == fi and at == i:
-        return False
     g = files[o.anchor].windows
     return at < len(g) and g[at] == h
 
@@ -694,13 +694,11 @@ class _Coverage:
     def add(self, fi: int, span: tuple[int, int]) -> None:
         ranges = self.ranges.setdefault(fi, [])
         lo, hi = span
-        kept = [r for r in ranges if r[1] + 1 < lo or r[0] > hi + 1]
-        for r in ranges:
-            if not (r[1] + 1 < lo or r[0] > hi + 1):
-                lo, hi = min(lo, r[0]), max(hi, r[1])
-        kept.append((lo, hi))
-        kept.sort()
-        self.ranges[fi] = kept
+        apart = [r for r in ranges if r[1] + 1 < lo or r[0] > hi + 1]
+        touching = [r for r in ranges if not (r[1] + 1 < lo or r[0] > hi + 1)]
+        # Overlapping or adjacent ranges merge, so a gap between two ranges is an uncovered line.
+        merged = (min([lo, *(r[0] for r in touching)]), max([hi, *(r[1] for r in touching)]))
+        self.ranges[fi] = sorted([*apart, merged])
 
     def kept(self, run: list[int], min_lines: int) -> list[_Span]:
         """``run`` as a clone when it is long enough and adds lines on both sides (then covered)."""
@@ -716,18 +714,18 @@ class _Coverage:
 def _jscpd_result(files: Sequence[LineTokens], spans: Iterable[_Span]) -> DuplicationResult:
     """Clones in jscpd's report form.
 
-    Each pair has its smaller (path, line) first; a pair reported twice (same files, same first lines)
-    is kept once; the list is sorted.
+    A pair reported twice (same files, same first lines) is kept once, the first time; the list is
+    sorted by the first copy's path and line, then the other's.
     """
     seen: set[tuple[str, int, str, int]] = set()
     clones: list[Clone] = []
     duplicated: dict[str, set[int]] = {f.rel: set() for f in files}
     for fa, a0, a1, fb, b0, b1, length in spans:
         fa_, fb_ = files[fa], files[fb]
+        # jscpd puts the smaller (path, line) first; files are walked in path order and a clone's first
+        # copy is met before its other one, so the first copy is already that one.
         a = (fa_.rel, fa_.line(a0), fa_.line(a1))
         b = (fb_.rel, fb_.line(b0), fb_.line(b1))
-        if a[:2] > b[:2]:
-            a, b = b, a
         key = (a[0], a[1], b[0], b[1])
         if key in seen:
             continue
@@ -835,25 +833,8 @@ class DuplicationMeasure:
         """Find clones across every measured file that is not excluded from duplication."""
         from buttress.quality.gate import Measurement
 
-        settings = context.profile.duplication
         measured = context.measured()
-        if settings.definition == "jscpd":
-            from buttress.quality.sources import matches
-
-            # The analysis pass's windows are Sonar's tokens: only the choice of files is taken from it.
-            rels = [a.rel for a in measured if not matches(a.rel, settings.exclude)]
-            result = jscpd_duplication(
-                context.root,
-                rels,
-                settings.min_tokens,
-                settings.min_lines,
-                workers=context.profile.workers,
-            )
-        else:
-            scanned = [a for a in measured if a.windows is not None]
-            windows = [a.windows for a in scanned if a.windows is not None]
-            physical = {a.rel: a.physical_lines for a in scanned}
-            result = find_clones(windows, physical, settings.min_tokens, settings.min_lines)
+        result = _measure(context, measured)
         out = Measurement(self.name)
         out.overall = {
             "duplication": round(result.density, 4),
@@ -888,17 +869,30 @@ class DuplicationMeasure:
         return out
 
 
+def _measure(context: Context, measured: list[FileAnalysis]) -> DuplicationResult:
+    """Clones among the measured files not excluded from duplication, by the profile's definition."""
+    settings = context.profile.duplication
+    if settings.definition == "jscpd":
+        from buttress.quality.sources import matches
+
+        # The analysis pass's windows are Sonar's tokens: only the choice of files is taken from it.
+        rels = [a.rel for a in measured if not matches(a.rel, settings.exclude)]
+        return jscpd_duplication(
+            context.root, rels, settings.min_tokens, settings.min_lines, workers=context.profile.workers
+        )
+    scanned = [a for a in measured if a.windows is not None]
+    windows = [a.windows for a in scanned if a.windows is not None]
+    physical = {a.rel: a.physical_lines for a in scanned}
+    return find_clones(windows, physical, settings.min_tokens, settings.min_lines)
+
+
 def _jscpd_note(result: DuplicationResult) -> str:
     short = sum(1 for lines in result.physical_lines.values() if not lines)
-    note = (
+    return (
         "duplication measured with jscpd 5.3.3's definition: the density is each clone's length in its "
-        "first copy, summed, over the lines"
+        f"first copy, summed, over the lines; {short} file(s) too short for it (under min_lines lines or "
+        "min_tokens tokens) count 0 lines"
     )
-    if short:
-        note += (
-            f"; {short} file(s) too short for it (under min_lines lines or min_tokens tokens) count 0 lines"
-        )
-    return note
 
 
 def _new_code(out: Measurement, result: DuplicationResult, context: Context) -> None:
