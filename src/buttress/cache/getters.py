@@ -61,22 +61,28 @@ def async_get(core: CacheCore) -> AGet:
 def _memory_get(core: CacheCore) -> Get:
     """A memory namespace storing bare values: a hit is one dict lookup, one test, two increments.
 
-    The store's own read (:meth:`MemoryStore.get`) is inlined here when the store is a plain
+    The store's own read (:meth:`MemoryStore.get`) is inlined when the store is a plain
     :class:`MemoryStore`: one Python call fewer is about a quarter of a hit. Anything but a live hit —
     absent, expired, unhashable — goes through the store's method, which does the bookkeeping.
     """
+    slow = _memory_get_via_store(core)
+    if type(core.store) is not MemoryStore:  # a subclass may do more on a read: keep its method
+        return slow
+    return _memory_get_inline(core, slow)
+
+
+def _memory_get_via_store(core: CacheCore) -> Get:
+    """:func:`_memory_get` through the store's ``get`` method."""
     assert core.store is not None
-    store = core.store
-    store_get = store.get
+    store_get = core.store.get
     # The store counts its own hits; which of them to time is read from that count rather than from
     # a second counter kept here (one increment fewer per hit).
-    store_stats = store.stats
+    store_stats = core.store.stats
     hits = core.metrics.hits
-    record = core.metrics.get_latency.sketch.add
-    now = core.clock.monotonic
+    timed = _timed_lookup(core)
     miss = _miss_path(core)
 
-    def slow(key: Any, default: Any = None) -> Any:
+    def get(key: Any, default: Any = None) -> Any:
         try:
             v = store_get(key)
         except TypeError:  # unhashable: the miss path raises the clear error
@@ -84,18 +90,22 @@ def _memory_get(core: CacheCore) -> Get:
         if v is MISS:
             return miss(key, default)
         hits.value += 1
-        if store_stats.hits & SAMPLE_MASK:
-            return v
-        # One hit in 1024 is timed, by looking the same key up again (see buttress.cache.metrics).
-        t0 = now()
-        store_get(key)
-        record(now() - t0)
+        if not store_stats.hits & SAMPLE_MASK:
+            timed(key)
         return v
 
-    if type(store) is not MemoryStore:  # a subclass may do more on a read: keep its method
-        return slow
+    return get
+
+
+def _memory_get_inline(core: CacheCore, slow: Get) -> Get:
+    """:func:`_memory_get` with the store's read inlined; ``slow`` takes everything but a live hit."""
+    store = core.store
+    assert type(store) is MemoryStore
     data = store._data
     store_now = store._now
+    store_stats = store.stats
+    hits = core.metrics.hits
+    timed = _timed_lookup(core)
 
     def get(key: Any, default: Any = None) -> Any:
         try:
@@ -111,14 +121,27 @@ def _memory_get(core: CacheCore) -> Get:
             buffer.append(entry)
         store_stats.hits += 1
         hits.value += 1
-        if store_stats.hits & SAMPLE_MASK:
-            return entry.value
-        t0 = now()
-        store_get(key)
-        record(now() - t0)
+        if not store_stats.hits & SAMPLE_MASK:
+            timed(key)
         return entry.value
 
     return get
+
+
+def _timed_lookup(core: CacheCore) -> Callable[[Any], None]:
+    """Time one more lookup of ``key`` into the get-latency sketch (the 1-in-1024 sample of hits)."""
+    assert core.store is not None
+    store_get = core.store.get
+    record = core.metrics.get_latency.sketch.add
+    now = core.clock.monotonic
+
+    def timed(key: Any) -> None:
+        # One hit in 1024 is timed, by looking the same key up again (see buttress.cache.metrics).
+        t0 = now()
+        store_get(key)
+        record(now() - t0)
+
+    return timed
 
 
 def _enveloped_get(core: CacheCore) -> Get:
@@ -209,17 +232,23 @@ def _astore_get(core: CacheCore) -> AGet:
 
     As in :func:`_memory_get`, a plain :class:`MemoryStore`'s read is inlined for live hits.
     """
+    slow = _astore_get_via_store(core)
+    if type(core.store) is not MemoryStore:
+        return slow
+    return _astore_get_inline(core, slow)
+
+
+def _astore_get_via_store(core: CacheCore) -> AGet:
+    """:func:`_astore_get` through the store's ``get`` method."""
     assert core.store is not None
-    store = core.store
-    store_get = store.get
-    store_stats = store.stats  # timed hits are picked from the store's count, as in _memory_get
+    store_get = core.store.get
+    store_stats = core.store.stats  # timed hits are picked from the store's count, as in _memory_get
     hits = core.metrics.hits
-    record = core.metrics.get_latency.sketch.add
-    now = core.clock.monotonic
+    timed = _timed_lookup(core)
     miss = _amiss_path(core)
     unwrap = _aunwrap(core)
 
-    async def slow(key: Any, default: Any = None) -> Any:
+    async def get(key: Any, default: Any = None) -> Any:
         try:
             v = store_get(key)
         except TypeError:  # unhashable: the miss path raises the clear error
@@ -229,17 +258,23 @@ def _astore_get(core: CacheCore) -> AGet:
         if type(v) is Envelope:
             return await unwrap(v, default)
         hits.value += 1
-        if store_stats.hits & SAMPLE_MASK:
-            return v
-        t0 = now()
-        store_get(key)
-        record(now() - t0)
+        if not store_stats.hits & SAMPLE_MASK:
+            timed(key)
         return v
 
-    if type(store) is not MemoryStore:
-        return slow
+    return get
+
+
+def _astore_get_inline(core: CacheCore, slow: AGet) -> AGet:
+    """:func:`_astore_get` with the store's read inlined; ``slow`` takes everything but a live entry."""
+    store = core.store
+    assert type(store) is MemoryStore
     data = store._data
     store_now = store._now
+    store_stats = store.stats
+    hits = core.metrics.hits
+    timed = _timed_lookup(core)
+    unwrap = _aunwrap(core)
 
     async def get(key: Any, default: Any = None) -> Any:
         try:
@@ -257,11 +292,8 @@ def _astore_get(core: CacheCore) -> AGet:
         if type(v) is Envelope:
             return await unwrap(v, default)
         hits.value += 1
-        if store_stats.hits & SAMPLE_MASK:
-            return v
-        t0 = now()
-        store_get(key)
-        record(now() - t0)
+        if not store_stats.hits & SAMPLE_MASK:
+            timed(key)
         return v
 
     return get

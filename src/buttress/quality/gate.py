@@ -329,7 +329,8 @@ class Context:
             p = self.profile
             options = AnalysisOptions(
                 complexity="complexity" in p.measures,
-                duplication="duplication" in p.measures,
+                # Sonar's token windows only: the jscpd definition tokenizes files its own way.
+                duplication="duplication" in p.measures and p.duplication.definition == "sonar",
                 min_tokens=p.duplication.min_tokens,
                 names="names" in p.duplication.normalize,
                 literals="literals" in p.duplication.normalize,
