@@ -9,9 +9,10 @@ URLs::
 ``protocol=3`` selects RESP3; everything here works the same on RESP2 and RESP3.
 
 Outages never reach the caller: a failed read is a miss and a failed write is dropped, both counted in
-``buttress_cache_errors_total{kind="backend"}``. After a connection error or timeout the backend skips
-Redis for ``down_for`` seconds (so callers do not each wait out a connect timeout), then tries again;
-redis-py's pool reconnects by itself. An entry that is not a buttress frame for this namespace's
+``buttress_cache_errors_total{kind="backend"}``. After a connection error, a timeout or a cluster's
+``CLUSTERDOWN`` (a master is down and no replica has taken over yet) the backend skips Redis for
+``down_for`` seconds (so callers do not each wait out a connect timeout), then tries again; redis-py's
+pool reconnects by itself. An entry that is not a buttress frame for this namespace's
 serialiser — corrupt, foreign, or of the wrong Redis type — is a miss counted as ``kind="corrupt"``.
 
 Keys are ``<prefix><key>``; keys that are too long or hold unusual characters are hashed
@@ -89,8 +90,13 @@ def connect(url: str, **options: Any) -> tuple[Any, Any]:
             user, _, password = userinfo.partition(":")
             options.setdefault("password", password or None)
             options.setdefault("username", user or None)
-        sync = cluster.RedisCluster(startup_nodes=[cluster.ClusterNode(h, p) for h, p in seeds], **options)
-        asyn = acluster.RedisCluster(startup_nodes=[acluster.ClusterNode(h, p) for h, p in seeds], **options)
+        # The cluster clients' own default is ten retries, each a full socket_timeout against a hung
+        # master (and a 0.25 s sleep on CLUSTERDOWN): one retry re-routes after a failover all the same.
+        sync_opts, async_opts = _with_retry(options)
+        sync = cluster.RedisCluster(startup_nodes=[cluster.ClusterNode(h, p) for h, p in seeds], **sync_opts)
+        asyn = acluster.RedisCluster(
+            startup_nodes=[acluster.ClusterNode(h, p) for h, p in seeds], **async_opts
+        )
         return sync, asyn
     if scheme == "redis+sentinel":
         sentinel = require("redis.sentinel", "redis")
@@ -113,6 +119,12 @@ def connect(url: str, **options: Any) -> tuple[Any, Any]:
         f"unknown Redis URL scheme {scheme!r} in {url!r}; use redis://, rediss://, unix://, "
         "redis+cluster:// or redis+sentinel://"
     )
+
+
+def _sentinel_clients(client: Any) -> list[Any]:
+    """The clients a Sentinel-managed master client holds to the Sentinels (closing it leaves them open)."""
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    return list(manager.sentinels) if manager is not None else []
 
 
 class RedisBackend:
@@ -177,8 +189,14 @@ class RedisBackend:
         )
         self.is_cluster = type(client).__name__ == "RedisCluster"
         errors = self.redis_errors
-        # An outage: the server is unreachable or slow. Anything else from Redis is a bad entry.
-        self._outage: tuple[type[BaseException], ...] = (errors.ConnectionError, errors.TimeoutError, OSError)
+        # An outage: the server is unreachable or slow, or a cluster has no master for a slot
+        # (CLUSTERDOWN while a replica takes over). Anything else from Redis is a bad entry.
+        self._outage: tuple[type[BaseException], ...] = (
+            errors.ConnectionError,
+            errors.TimeoutError,
+            errors.ClusterDownError,
+            OSError,
+        )
         self._redis_error: type[BaseException] = errors.RedisError
 
     # -- keys and failure bookkeeping --------------------------------------------------------------
@@ -257,6 +275,9 @@ class RedisBackend:
                 for k in rkeys:
                     pipe.get(k)
                 datas = pipe.execute(raise_on_error=False)
+                failed = next((d for d in datas if isinstance(d, Exception)), None)
+                if failed is not None:  # a node's error comes back as results (CLUSTERDOWN): count it once
+                    self._read_failed(failed)
             else:
                 datas = self._execute("MGET", *rkeys)
         except (self._redis_error, OSError) as exc:
@@ -383,6 +404,8 @@ class RedisBackend:
             if self._direct is not None:
                 self._direct.close()
             self.client.close()
+            for sentinel in _sentinel_clients(self.client):
+                sentinel.close()
         except Exception:  # closing a client whose server is gone must not fail shutdown
             pass
 
@@ -414,6 +437,9 @@ class RedisBackend:
                 for k in rkeys:
                     pipe.get(k)
                 datas = await pipe.execute(raise_on_error=False)
+                failed = next((d for d in datas if isinstance(d, Exception)), None)
+                if failed is not None:  # a node's error comes back as results (CLUSTERDOWN): count it once
+                    self._read_failed(failed)
             else:
                 datas = await self._aexecute("MGET", *rkeys)
         except (self._redis_error, OSError) as exc:
@@ -527,5 +553,7 @@ class RedisBackend:
             if self._adirect is not None:
                 await self._adirect.aclose()
             await self.async_client.aclose()
+            for sentinel in _sentinel_clients(self.async_client):
+                await sentinel.aclose()
         except Exception:  # see close()
             pass
