@@ -60,6 +60,9 @@ async def test_async_redis_roundtrip(redis_server, registry: Registry, protocol:
         assert await cache.delete("l") is True
         await cache.clear()
         assert await cache.get("a") is None
+        remote = cache.core.remote
+        assert remote is not None
+        assert await remote.atag_stamps(["t"]) == [1]  # stamps only grow: a clear keeps them
     finally:
         await cache.aclose()
 

@@ -71,6 +71,17 @@ def test_two_caches_one_process_delete_and_tag_propagate(
         assert b.get("x") is None  # L1 copy still there, but its tag stamp is old
         a.clear()
         assert tiered_b.wait_for(lambda: len(store_b) == 0, timeout=10)
+        # Tag stamps outlive the clear (they only grow): a value tagged after it is served by both
+        # processes, and a later invalidation still reaches B's L1 copy.
+        assert a.core.remote is not None
+        assert a.core.remote.tag_stamps(["speakers"]) == [1]
+        a.set("x", 3, tags=["speakers"])
+        assert b.get("x") == 3
+        assert a.get("x") == 3
+        applied = tiered_b.invalidations_applied
+        a.invalidate_tag("speakers")
+        assert tiered_b.wait_for(lambda: tiered_b.invalidations_applied > applied, timeout=10)
+        assert b.get("x") is None
     finally:
         a.close()
         b.close()

@@ -781,7 +781,7 @@ def invalidate_tag(
 @schema_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def clear(name: str, config_file: Path | None, schema_spec: str | None, yes: bool) -> None:
-    """Remove every entry (and tag stamp) of NAME from Redis and from every process's L1.
+    """Remove every entry of NAME from Redis and from every process's L1 (tag stamps stay: they only grow).
 
     Asks for confirmation unless --yes.
 
@@ -792,10 +792,18 @@ def clear(name: str, config_file: Path | None, schema_spec: str | None, yes: boo
     _need_shared(target, "clear")
     with _open(target, schema_spec, writes=True) as cache:
         prefix = cache.core.prefix
+        stamps = cache.core.remote.tag_prefix
+        kept: list[str] = []
+
+        def keep_stamps(key: str) -> None:
+            if key.startswith(stamps):
+                kept.append(key)
+
         try:
-            count = _scan(cache.core.remote.client, prefix + "*", lambda _key: None)
+            count = _scan(cache.core.remote.client, prefix + "*", keep_stamps)
         except (_redis_error(), OSError) as exc:
             _unreachable(target, exc)
+        count -= len(kept)
         if not yes:
             click.confirm(
                 f"Remove {count} key(s) under {prefix} from {_mask(target.url)}"

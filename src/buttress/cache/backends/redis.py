@@ -318,11 +318,19 @@ class RedisBackend:
             self._failed(exc)
             return False
 
+    def _entry_keys(self, keys: Sequence[Any]) -> list[Any]:
+        # Tag stamps survive a clear: they only ever grow, and every process's local mirror of them
+        # (tiered L1s) assumes so. Deleting one would restart it at 1, below the stamps processes hold.
+        tags = self.tag_prefix.encode()
+        return [k for k in keys if not (k.encode() if isinstance(k, str) else k).startswith(tags)]
+
     def clear(self) -> None:
-        """Unlink every key under the namespace prefix (``SCAN``, batches of 500)."""
+        """Unlink every entry under the namespace prefix (``SCAN``, batches of 500); tag stamps stay."""
         try:
             batch = []
             for k in self.client.scan_iter(match=self.prefix + "*", count=500):
+                if not self._entry_keys([k]):
+                    continue
                 batch.append(k)
                 if len(batch) >= 500:
                     self._unlink(batch)
@@ -366,9 +374,14 @@ class RedisBackend:
         except (self._redis_error, OSError) as exc:
             self._failed(exc)
 
+    @property
+    def tag_prefix(self) -> str:
+        """What every tag-stamp key of the namespace starts with."""
+        return self.prefix + "__tag__:"
+
     def tag_key(self, tag: str) -> str:
         """The Redis key holding ``tag``'s version stamp."""
-        return safe_key(self.prefix + "__tag__:", tag)
+        return safe_key(self.tag_prefix, tag)
 
     def tag_stamps(self, tags: Sequence[str]) -> list[int] | None:
         """Current stamps of ``tags`` (0 when never bumped), or ``None`` when Redis is unreachable."""
@@ -486,6 +499,7 @@ class RedisBackend:
             batch = []
             async for k in self.async_client.scan_iter(match=self.prefix + "*", count=500):
                 batch.append(k)
+            batch = self._entry_keys(batch)
             for i in range(0, len(batch), 500):
                 chunk = batch[i : i + 500]
                 if self.is_cluster:
