@@ -34,3 +34,28 @@ def test_sentinel_url_roundtrip(redis_sentinel, registry: Registry) -> None:
         assert cache.delete("a") is True
     finally:
         cache.close()
+
+
+@pytest.mark.sentinel
+def test_domain_event_bus_over_a_sentinel_url_closes_every_connection(redis_sentinel) -> None:
+    import threading
+
+    from buttress.cache import RedisBus
+    from buttress.cache.backends.redis import _sentinel_clients
+
+    publisher = RedisBus(redis_sentinel.url, channel="test:events")
+    subscriber = RedisBus(redis_sentinel.url, channel="test:events")
+    received = threading.Event()
+    try:
+        subscriber.subscribe(lambda event, payload: received.set())
+        while not received.is_set():  # the subscription may not be live yet: publish until it is
+            publisher.publish("event.updated", {"code": "py25"})
+            received.wait(0.05)
+    finally:
+        publisher.close()
+        subscriber.close()
+    for bus in (publisher, subscriber):
+        sentinels = _sentinel_clients(bus._client)
+        assert sentinels  # the client asked the Sentinel for the master…
+        for sentinel in sentinels:  # …and that connection is closed with the bus
+            assert all(c._sock is None for c in sentinel.connection_pool._available_connections)

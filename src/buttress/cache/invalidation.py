@@ -290,6 +290,10 @@ class RedisBus:
             self._listener.stop()
         try:
             self._client.close()
+            from buttress.cache.backends.redis import _sentinel_clients
+
+            for sentinel in _sentinel_clients(self._client):  # a Sentinel URL's own connections
+                sentinel.close()
         except Exception:  # closing after the server is gone must not fail shutdown
             pass
 
