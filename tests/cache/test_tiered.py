@@ -251,3 +251,31 @@ def test_garbled_and_unknown_channel_messages_are_ignored(redis_server, registry
         writer.close()
         reader.close()
         raw.close()
+
+
+def test_a_hung_server_is_noticed_and_l1_flushed_when_it_answers_again(
+    redis_server, registry: Registry
+) -> None:
+    # A paused server keeps the subscriber's connection open and silent; without a heartbeat the
+    # listener would never notice (and, behind Sentinel, would stay on a replaced master for good).
+    cache = Cache("ev", backend=redis_server.url, registry=registry)
+    tiered = cache.core.tiered
+    store = cache.core.store
+    assert tiered is not None
+    assert tiered._listener is not None
+    assert store is not None
+    tiered._listener.heartbeat = 0.2
+    try:
+        cache.set("k", "v")
+        assert store.peek("k") is not None
+        redis_server.pause()
+        try:
+            assert tiered.wait_for(lambda: not tiered.listening, timeout=30), "hang not noticed"
+            assert cache.get("k") == "v"  # L1 keeps serving while Redis is unreachable
+        finally:
+            redis_server.resume()
+        assert tiered.wait_for(lambda: tiered.listening, timeout=30), "not resubscribed"
+        assert store.peek("k") is None  # messages may have been missed: L1 was flushed
+        assert cache.get("k") == "v"  # and refilled from Redis
+    finally:
+        cache.close()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -299,7 +300,14 @@ class RedisBus:
 
 
 class _Listener(threading.Thread):
-    """Subscribes to one channel and hands each message to ``deliver``; resubscribes after errors."""
+    """Subscribes to one channel and hands each message to ``deliver``; resubscribes after errors.
+
+    A server that dies closes the connection, but one that hangs (paused, partitioned, a Sentinel master
+    replaced while frozen) keeps it open and silent: a subscriber would wait forever and miss every
+    invalidation published on the new master. So after ``heartbeat`` seconds without a word from the
+    server the listener sends ``PING``; with no answer within another ``heartbeat``, it drops the
+    connection and subscribes again (through Sentinel, to whichever master it names now).
+    """
 
     def __init__(
         self,
@@ -311,6 +319,7 @@ class _Listener(threading.Thread):
         on_connect: Callable[[], None] | None = None,
         on_disconnect: Callable[[], None] | None = None,
         retry_after: float = 0.05,
+        heartbeat: float = 1.0,
     ) -> None:
         super().__init__(name=name, daemon=True)
         self.client = client
@@ -319,6 +328,7 @@ class _Listener(threading.Thread):
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
         self.retry_after = retry_after
+        self.heartbeat = heartbeat
         self.ready = threading.Event()
         self.connected = False
         self._stop_event = threading.Event()
@@ -352,10 +362,21 @@ class _Listener(threading.Thread):
         self.ready.set()
 
     def _listen(self, pubsub: Any) -> None:
+        heard = time.monotonic()
+        pinged: float | None = None
         while not self._stop_event.is_set():
-            message = pubsub.get_message(timeout=0.5)
-            if message is not None and message.get("type") == "message":
-                self.deliver(message["data"])
+            heartbeat = self.heartbeat  # read each turn: a test may shorten it on a running listener
+            message = pubsub.get_message(timeout=min(0.5, heartbeat / 2))
+            now = time.monotonic()
+            if message is not None:
+                heard, pinged = now, None
+                if message.get("type") == "message":
+                    self.deliver(message["data"])
+            elif pinged is not None and now - pinged > heartbeat:
+                raise ConnectionError(f"no answer to PING within {heartbeat} s: resubscribing")
+            elif pinged is None and now - heard > heartbeat:
+                pubsub.ping()
+                pinged = now
 
     def _lost(self) -> None:
         if self.connected and self.on_disconnect is not None:

@@ -85,6 +85,7 @@ class TieredBackend:
                 self._on_message,
                 name=f"buttress-cache-{l2.prefix}",
                 on_connect=self._flush,
+                on_disconnect=self._disconnected,
             )
             self._listener.start()
             self._listener.ready.wait(5)
@@ -104,6 +105,11 @@ class TieredBackend:
         self._bump()
         self.l1.clear()
         self.local_tags.clear()
+        with self._applied:
+            self._applied.notify_all()
+
+    def _disconnected(self) -> None:
+        # L1 keeps serving during an outage (see docs/cache.md); waiters on ``listening`` are told.
         with self._applied:
             self._applied.notify_all()
 
