@@ -265,3 +265,38 @@ def test_a_forked_child_never_uses_the_parents_connections(redis_server, tmp_pat
     assert pool._idle == [parent_conn]
     assert pool.execute("GET", "k") == b"child"  # the parent's connection still works
     pool.close()
+
+
+def test_direct_path_keeps_the_urls_settings_password_database_and_resp3(redis_server) -> None:
+    admin = redis.Redis(port=redis_server.port)
+    admin.config_set("requirepass", "s3cret")
+    admin.close()
+    url = f"redis://:s3cret@127.0.0.1:{redis_server.port}/3?protocol=3"
+    cache = Cache("d", backend=url, tiered=False, registry=Registry())
+    raw = redis.Redis(port=redis_server.port, password="s3cret", db=3)
+    db0 = redis.Redis(port=redis_server.port, password="s3cret", db=0)
+    try:
+        assert cache.core.remote._direct is not None
+        cache.set("k", {"v": 1})
+        assert cache.get("k") == {"v": 1}
+        assert raw.exists(cache.core.remote.key("k")) == 1  # written to database 3, authenticated
+        assert db0.dbsize() == 0
+    finally:
+        raw.close()
+        db0.close()
+        cache.close()
+
+
+async def test_direct_path_over_a_unix_socket(tmp_path) -> None:
+    from tests.servers import RedisServer, running
+
+    sock = tmp_path / "redis.sock"
+    with running(RedisServer, config={"unixsocket": str(sock), "unixsocketperm": 700}, name="unix"):
+        cache = AsyncCache("d", backend=f"unix://{sock}?db=0", tiered=False, registry=Registry())
+        try:
+            assert cache.core.remote._adirect is not None
+            await cache.set("k", [1, 2])
+            assert await cache.get("k") == [1, 2]
+            assert await cache.get_many(["k", "absent"]) == {"k": [1, 2]}
+        finally:
+            await cache.aclose()
