@@ -98,5 +98,5 @@ def test_an_unknown_namespace_names_the_known_ones(configure: Any) -> None:
 def test_a_malformed_spec_is_caught_when_the_config_is_read(configure: Any) -> None:
     with pytest.raises(ConfigError, match=r"cache\.namespaces\.events\.warmers\[0\]: expected"):
         configure({"events": ["no_colon"]})
-    with pytest.raises(ConfigError, match=r"where: a warmer is 'package\.module:function'"):
+    with pytest.raises(ConfigError, match=r"where: warmer must look like 'package\.module:function'"):
         buttress.cache.registry.resolve_warmer("no_colon", "where")

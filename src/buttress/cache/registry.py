@@ -13,12 +13,12 @@ section's Redis backend). Publish events with :func:`publish_event`.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from buttress._extras import import_object
 from buttress.cache.api import AsyncCache, Cache
 from buttress.cache.core import CacheCore
 from buttress.cache.invalidation import EventInvalidator, InvalidationBus, LocalBus, RedisBus
@@ -160,18 +160,10 @@ def resolve_warmer(spec: str, where: str) -> Callable[[], Any]:
     Raises:
         ConfigError: naming ``where``, when the spec is malformed, does not import or is not callable.
     """
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f"{where}: a warmer is 'package.module:function', got {spec!r}")
     try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"{where}: cannot import {module_name!r} for warmer {spec!r} ({exc})") from None
-    for part in attr.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            raise ConfigError(f"{where}: {module_name!r} has no {attr!r} (warmer {spec!r})") from None
+        target = import_object(spec, "warmer")
+    except LookupError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     if not callable(target):
         raise ConfigError(f"{where}: warmer {spec!r} is not a function")
     if inspect.iscoroutinefunction(target):

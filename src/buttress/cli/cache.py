@@ -21,7 +21,6 @@ import).
 from __future__ import annotations
 
 import datetime as _dt
-import importlib
 import json
 import os
 import pickle
@@ -41,6 +40,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from buttress import config as _config
+from buttress._extras import import_object
 from buttress.cli._console import console, err_console, progress
 from buttress.errors import CacheError, ConfigError
 
@@ -174,19 +174,10 @@ def _import(spec: str, what: str) -> Any:
     """The object ``package.module:attr`` names (the working directory importable, as with ``python -m``)."""
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        _fail(f"{what} must look like package.module:name, got {spec!r}")
     try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        _fail(f"cannot import {module_name!r} for {what} {spec!r}: {exc}")
-    for part in attr.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            _fail(f"{module_name!r} has no {attr!r} for {what} {spec!r}")
-    return target
+        return import_object(spec, what)
+    except LookupError as exc:
+        _fail(str(exc))
 
 
 def _unreachable(target: _Target, exc: BaseException) -> NoReturn:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-import importlib
 import json
 import os
 import sys
@@ -28,6 +27,7 @@ import click
 from rich.table import Table
 
 from buttress import config as _config
+from buttress._extras import import_object
 from buttress.cli._console import console, err_console, progress
 from buttress.errors import ConfigError, StoreError
 
@@ -160,18 +160,10 @@ def show(letter_id: str, store: str | None, as_json: bool) -> None:
 def _load_handler(spec: str) -> Callable[..., Any]:
     if os.getcwd() not in sys.path:  # like `python -m`: modules of the project being worked on import
         sys.path.insert(0, os.getcwd())
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        _fail(f"--handler must look like package.module:function, got {spec!r}")
     try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        _fail(f"cannot import {module_name!r} for --handler: {exc}")
-    for part in attr.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            _fail(f"{module_name!r} has no {attr!r} for --handler")
+        target = import_object(spec, "--handler")
+    except LookupError as exc:
+        _fail(str(exc))
     if not callable(target):
         _fail(f"--handler {spec!r} is not a function")
     # A function decorated with buttress policies would run them twice under the replay's pipeline.
