@@ -295,6 +295,36 @@ async def test_async_warming(registry: Registry) -> None:
         await awarm([AsyncWarmer("b", cache, broken, required=True)])
 
 
+def test_warmed_entries_carry_tags_and_are_invalidated_with_them(registry: Registry) -> None:
+    cache = Cache("events", registry=registry)
+    events = {"event:py25": {"code": "py25"}, "event:ep26": {"code": "ep26"}}
+    report = warm(
+        [
+            Warmer("by-event", cache, lambda: events, tags=lambda key, e: [f"event:{e['code']}"]),
+            Warmer("list", cache, lambda: {"events": ["py25", "ep26"]}, tags=["events-list"]),
+            Warmer("none", cache, dict, tags=["unused"]),
+        ]
+    )
+    assert report.loaded == {"by-event": 2, "list": 1, "none": 0}
+    cache.invalidate_tag("event:py25")
+    assert cache.get("event:py25") is None  # warmed, then invalidated by its own tag
+    assert cache.get("event:ep26") == {"code": "ep26"}
+    cache.invalidate_tag("events-list")
+    assert cache.get("events") is None
+
+
+async def test_async_warmed_entries_carry_tags(registry: Registry) -> None:
+    cache = AsyncCache("events", registry=registry)
+
+    async def load() -> list[tuple[str, int]]:
+        return [("a", 1), ("b", 2)]
+
+    await awarm([AsyncWarmer("ab", cache, load, tags=lambda key, _: [f"t:{key}"])])
+    await cache.invalidate_tag("t:a")
+    assert await cache.get("a") is None
+    assert await cache.get("b") == 2
+
+
 # -- config schema and the registry ------------------------------------------------------------------------
 
 

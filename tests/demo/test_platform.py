@@ -117,3 +117,23 @@ def test_workers_build_the_app_from_their_environment(monkeypatch, tmp_path):
         RuntimeError, match="BUTTRESS_DEMO_SETTINGS is not set; start workers with `buttress demo`"
     ):
         Settings.from_env()
+
+
+def test_start_up_warms_the_events_cache_and_updates_still_evict(start_app, settings_for, tmp_path):
+    app = start_app(settings_for(f"sqlite:///{tmp_path}/demo.db", tmp_path))
+    platform = app.platform
+    report = platform.warm_report
+    assert report.loaded == {"current event": 1, "recent events": 20}
+    cache = platform.wiring.caches["events"]
+    store = cache.core.store
+    warmed = sorted(k for k in store.keys() if k.startswith("event:"))
+    assert len(warmed) == 20
+    assert store.peek("current") is not None
+    code = warmed[0].split(":")[1]
+    hits = cache.core.metrics.hits.value
+    c = app.client()
+    title = c.get(f"/api/v1/events/{code}").json()["data"]["title"]
+    assert cache.core.metrics.hits.value == hits + 1  # the first visitor's page came from the cache
+    r = c.patch(f"/api/v1/events/{code}", json={"title": f"{title}, renamed"}, headers=app.auth())
+    assert r.status_code == 200, r.text
+    assert c.get(f"/api/v1/events/{code}").json()["data"]["title"] == f"{title}, renamed"

@@ -10,7 +10,11 @@
     if report.failed: ...
 
 A warmer returns ``{key: value}`` (or ``(key, value)`` pairs); its entries are written with one
-``set_many``. A failing warmer is reported (:attr:`WarmReport.failed`) and does not stop the others or
+``set_many`` (one per distinct tag set). Warmed entries take part in tag invalidation like any other:
+give ``tags`` — the same for every entry, or a function of the key and value::
+
+    Warmer("events", events, load_upcoming, tags=lambda key, event: [f"event:{event.code}"])
+ A failing warmer is reported (:attr:`WarmReport.failed`) and does not stop the others or
 start-up — unless it is ``required``, when :func:`warm` raises :class:`WarmingError` after every warmer
 has finished.
 """
@@ -31,6 +35,8 @@ from buttress.errors import CacheError
 __all__ = ["AsyncWarmer", "Progress", "WarmReport", "Warmer", "WarmingError", "awarm", "warm"]
 
 Entries = Mapping[Any, Any] | Iterable[tuple[Any, Any]]
+#: The tags of warmed entries: one list for all, or computed from each ``(key, value)``.
+Tags = Sequence[str] | Callable[[Any, Any], Iterable[str]]
 
 
 class WarmingError(CacheError):
@@ -52,6 +58,7 @@ class Warmer:
         load: returns ``{key: value}`` or ``(key, value)`` pairs.
         required: a failure of this warmer fails :func:`warm`.
         ttl: seconds, overriding the namespace strategy.
+        tags: the entries' tags, as ``Cache.set`` takes them, or a function ``(key, value) -> tags``.
     """
 
     name: str
@@ -59,6 +66,7 @@ class Warmer:
     load: Callable[[], Entries]
     required: bool = False
     ttl: float | None = None
+    tags: Tags = ()
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ class AsyncWarmer:
     load: Callable[[], Awaitable[Entries]]
     required: bool = False
     ttl: float | None = None
+    tags: Tags = ()
 
 
 @dataclass(frozen=True)
@@ -135,7 +144,8 @@ def warm(
     def run(w: Warmer) -> None:
         try:
             entries = list(_items(w.load()))
-            w.cache.set_many(entries, ttl=w.ttl)
+            for tags, group in _by_tags(entries, w.tags):
+                w.cache.set_many(group, ttl=w.ttl, tags=tags)
         except Exception as exc:
             outcome: tuple[bool, int, BaseException | None] = (False, 0, exc)
         else:
@@ -179,7 +189,8 @@ async def awarm(
         async with gate:
             try:
                 entries = list(_items(await w.load()))
-                await w.cache.set_many(entries, ttl=w.ttl)
+                for tags, group in _by_tags(entries, w.tags):
+                    await w.cache.set_many(group, ttl=w.ttl, tags=tags)
             except Exception as exc:
                 report.failed[w.name] = exc
                 ok, count = False, 0
@@ -198,3 +209,16 @@ async def awarm(
 
 def _items(entries: Entries) -> Iterable[tuple[Any, Any]]:
     return entries.items() if isinstance(entries, Mapping) else entries
+
+
+Group = tuple[tuple[str, ...], list[tuple[Any, Any]]]
+
+
+def _by_tags(entries: list[tuple[Any, Any]], tags: Tags) -> list[Group]:
+    """``entries`` grouped by their tag set, in first-seen order (one ``set_many`` per group)."""
+    if not callable(tags):
+        return [(tuple(tags), entries)] if entries else []
+    groups: dict[tuple[str, ...], list[tuple[Any, Any]]] = {}
+    for key, value in entries:
+        groups.setdefault(tuple(tags(key, value)), []).append((key, value))
+    return list(groups.items())

@@ -80,6 +80,7 @@ class Platform:
         #: Where the SLO middleware records every request of this process.
         self.recorder = HttpRecorder(registry)
         self.dashboard: Any = None
+        self.warm_report: Any = None
         self.monitor: Any = None
 
     # ----------------------------------------------------------------------------------------------
@@ -107,6 +108,8 @@ class Platform:
         self.storage = StorageClient(self.http, self.settings.storage_url)
         self.identity = IdentityClient(self.http, self.settings.identity_url)
         self.wiring = await wiring.build(self)
+        # What start-up warming loaded (``None`` with the cache switched off).
+        self.warm_report = await self.wiring.warm()
         if self.settings.snapshot_interval > 0:
             self._start_snapshots()
         self._start_slo()

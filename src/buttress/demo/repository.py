@@ -237,6 +237,17 @@ def _speaker_select() -> Any:
     ).outerjoin(C, C.c.id == SP.c.company_id)
 
 
+async def recent_event_details(conn: Any, limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` most recent events as :func:`event` returns them without includes (cache warming)."""
+    rows = (await conn.execute(_event_select().order_by(E.c.date.desc()).limit(limit))).all()
+    out = []
+    for row in rows:
+        detail = await event(conn, row.code, frozenset())
+        if detail is not None:
+            out.append(detail)
+    return out
+
+
 async def event(conn: Any, code: str, include: frozenset[str]) -> dict[str, Any] | None:
     """The event ``code`` with what ``include`` asks for (``venue``, ``sessions``, ``speakers``)."""
     row = await _event_row(conn, code)

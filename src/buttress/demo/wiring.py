@@ -58,6 +58,9 @@ log = logging.getLogger("buttress.demo")
 #: What an event page shows when object storage cannot sign its image.
 PLACEHOLDER_IMAGE = "/placeholder.svg"
 
+#: How many of the most recent events' pages are warmed into the ``events`` cache at start-up.
+WARM_EVENTS = 20
+
 #: The cache namespaces the platform reads through.
 NAMESPACES = ("events", "speakers", "search", "media")
 
@@ -159,6 +162,43 @@ class Wiring:
         if cache is None:
             return await platform.load(loader)
         return await cache.get_or_load(key, lambda: platform.load(loader), tags=tags)
+
+    async def warm(self) -> Any:
+        """Fill ``events`` at start-up with what the first visitors ask for.
+
+        That is the current event and the :data:`WARM_EVENTS` most recent events' pages, under the
+        keys and tags the API reads and invalidates them by (a warmed page is evicted by an update
+        like any other).
+
+        A failure is logged and start-up goes on (the pages load on first use). Returns the
+        :class:`~buttress.cache.warming.WarmReport`, or ``None`` with the cache switched off.
+        """
+        from buttress.cache.warming import AsyncWarmer, awarm
+        from buttress.demo import repository as repo
+
+        cache = self.caches.get("events")
+        if cache is None:
+            return None
+        platform = self.platform
+
+        async def current() -> dict[str, Any]:
+            data = await platform.load(repo.current_event)
+            return {"current": data} if data is not None else {}
+
+        async def recent() -> dict[str, Any]:
+            events = await platform.load(lambda conn: repo.recent_event_details(conn, WARM_EVENTS))
+            return {f"event:{e['code']}:": e for e in events}
+
+        report = await awarm(
+            [
+                AsyncWarmer("current event", cache, current, tags=["events-list"]),
+                AsyncWarmer("recent events", cache, recent, tags=lambda key, e: [f"event:{e['code']}"]),
+            ]
+        )
+        for name, error in report.failed.items():
+            log.warning("cache warmer %r failed (pages load on first use): %r", name, error)
+        log.info("warmed the events cache: %d entries in %.3f s", report.entries, report.seconds)
+        return report
 
     async def invalidate(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         """Publish domain events; the invalidator bumps the tags they map to."""
