@@ -126,7 +126,7 @@ def test_start_up_warms_the_events_cache_and_updates_still_evict(start_app, sett
     assert report.loaded == {"current event": 1, "recent events": 20}
     cache = platform.wiring.caches["events"]
     store = cache.core.store
-    warmed = sorted(k for k in store.keys() if k.startswith("event:"))
+    warmed = sorted(k for k in store if k.startswith("event:"))
     assert len(warmed) == 20
     assert store.peek("current") is not None
     code = warmed[0].split(":")[1]
