@@ -19,7 +19,7 @@ Cases (seconds unless the name says otherwise; each figure is the best of the ro
   docs/bench/quality.md);
 * ``duplication_jscpd_definition_<code>_s`` — the same with the profile option
   ``duplication.definition = "jscpd"``: files read and parsed (as in a gate run), then jscpd's tokens,
-  clone search and counting (:func:`buttress.quality.duplication.jscpd_duplication`), beside jscpd;
+  clone search and counting (:func:`buttress.quality.jscpd.jscpd_duplication`), beside jscpd;
 * ``density_jscpd_definition_<code>_pct`` — that mode's density beside jscpd's, and
   ``clones_matching_jscpd_<code>_pct`` the share of jscpd's clones we report with the same files, lines
   and token count (the script also prints identical / only-jscpd / only-ours counts);
@@ -46,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import Case, parse_args, report
 from buttress.quality.analysis import AnalysisOptions, analyse_files
-from buttress.quality.duplication import DuplicationResult, find_clones, jscpd_duplication
+from buttress.quality.duplication import DuplicationResult, find_clones
+from buttress.quality.jscpd import jscpd_duplication
 
 JSCPD = os.environ.get("JSCPD", "/tmp/jscpd/node_modules/.bin/jscpd")
 BIN = Path(sys.executable).parent

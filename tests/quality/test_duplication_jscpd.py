@@ -14,13 +14,8 @@ import pytest
 from buttress.config import loads
 from buttress.errors import ConfigError
 from buttress.quality import Context, resolve_profile
-from buttress.quality.duplication import (
-    DuplicationMeasure,
-    find_clones_jscpd,
-    jscpd_duplication,
-    jscpd_tokens,
-    scan_jscpd,
-)
+from buttress.quality.duplication import DuplicationMeasure
+from buttress.quality.jscpd import find_clones_jscpd, jscpd_duplication, jscpd_tokens, scan_jscpd
 
 PROSE = """Return the rows of the report, grouped by owner and sorted by date.
     The caller's filters are applied first: an empty filter keeps every row,
