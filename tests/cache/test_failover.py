@@ -116,6 +116,34 @@ def _marks() -> Callable[[], str]:
     return lambda: f"after-failover-{next(counter)}"
 
 
+def cache_again(cache: Cache, what: str) -> tuple[str, int]:
+    """Poll until a set and a get through the same ``cache`` work again: the value written last, attempts."""
+    mark = _marks()
+    written: list[str] = []
+
+    def caching_again() -> bool:
+        written.append(mark())
+        cache.set(KEY, written[-1])
+        return cache.get(KEY) == written[-1]
+
+    attempts = eventually(caching_again, what)
+    return written[-1], attempts
+
+
+async def acache_again(cache: AsyncCache, what: str) -> tuple[str, int]:
+    """Async :func:`cache_again`."""
+    mark = _marks()
+    written: list[str] = []
+
+    async def caching_again() -> bool:
+        written.append(mark())
+        await cache.set(KEY, written[-1])
+        return bool(await cache.get(KEY) == written[-1])
+
+    attempts = await aeventually(caching_again, what)
+    return written[-1], attempts
+
+
 # --------------------------------------------------------------------------------------------------------
 # Redis Cluster
 # --------------------------------------------------------------------------------------------------------
@@ -245,17 +273,9 @@ def test_sync_cache_rides_out_a_cluster_failover(cluster: RedisCluster, registry
         assert _errors(registry, "corrupt") == 0
 
         failover.release(timeline)
-        mark = _marks()
-        written: list[str] = []
-
-        def caching_again() -> bool:
-            written.append(mark())
-            cache.set(KEY, written[-1])
-            return cache.get(KEY) == written[-1]
-
-        attempts = eventually(caching_again, "the same Cache to write and read through the promoted replica")
+        last, attempts = cache_again(cache, "the same Cache to write and read through the promoted replica")
         timeline.resume()
-        assert cache.get(KEY) == written[-1]
+        assert cache.get(KEY) == last
         assert cache.get(failover.elsewhere) == "healthy master"
         failover.check_new_owner()
         assert _errors(registry, "corrupt") == 0
@@ -307,15 +327,7 @@ async def test_async_cache_rides_out_a_cluster_failover(cluster: RedisCluster, r
         assert _errors(registry, "corrupt") == 0
 
         failover.release(timeline)
-        mark = _marks()
-        written: list[str] = []
-
-        async def caching_again() -> bool:
-            written.append(mark())
-            await cache.set(KEY, written[-1])
-            return bool(await cache.get(KEY) == written[-1])
-
-        attempts = await aeventually(caching_again, "the same AsyncCache to write and read again")
+        _, attempts = await acache_again(cache, "the same AsyncCache to write and read again")
         timeline.resume()
         assert await cache.get(failover.elsewhere) == "healthy master"
         failover.check_new_owner()
@@ -443,19 +455,11 @@ def test_sync_cache_follows_the_sentinel_to_the_new_master(
         assert _errors(registry, "corrupt") == 0
 
         failover.release(timeline)
-        mark = _marks()
-        written: list[str] = []
-
-        def caching_again() -> bool:
-            written.append(mark())
-            cache.set(KEY, written[-1])
-            return cache.get(KEY) == written[-1]
-
-        attempts = eventually(caching_again, "the same Cache to reach the master the Sentinel promoted")
+        last, attempts = cache_again(cache, "the same Cache to reach the master the Sentinel promoted")
         timeline.resume()
         failover.wait_settled()
         failover.check_new_master(cache.core.remote.key(KEY))
-        assert cache.get(KEY) == written[-1]
+        assert cache.get(KEY) == last
         cache.invalidate_tag("events")
         assert cache.get("listing") is None
         assert _errors(registry, "corrupt") == 0
@@ -490,19 +494,11 @@ async def test_async_cache_follows_the_sentinel_to_the_new_master(
         assert _errors(registry, "corrupt") == 0
 
         failover.release(timeline)
-        mark = _marks()
-        written: list[str] = []
-
-        async def caching_again() -> bool:
-            written.append(mark())
-            await cache.set(KEY, written[-1])
-            return bool(await cache.get(KEY) == written[-1])
-
-        attempts = await aeventually(caching_again, "the same AsyncCache to reach the promoted master")
+        last, attempts = await acache_again(cache, "the same AsyncCache to reach the promoted master")
         timeline.resume()
         failover.wait_settled()
         failover.check_new_master(cache.core.remote.key(KEY))
-        assert await cache.get(KEY) == written[-1]
+        assert await cache.get(KEY) == last
         timeline.report(registry, attempts)
     finally:
         await cache.aclose()
