@@ -125,3 +125,13 @@ def test_profiles_reject_conditions_on_unregistered_metrics_and_measures():
     text = str(info.value)
     assert "quality.profiles.mut.overall.mutation_score: unknown key" in text
     assert "quality.profiles.mut.measures[1]: must be one of" in text
+
+
+def test_progress_hears_each_measure_then_judging(repo):
+    heard = []
+    run_gate(
+        context(repo),
+        measures(MutationMeasure(85.0)),
+        on_progress=lambda step, done, total: heard.append((step, done, total)),
+    )
+    assert heard == [("complexity", 0, 2), ("mutation", 1, 2), ("judging", 2, 2)]

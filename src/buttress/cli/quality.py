@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from buttress.cli._console import console, err_console
+from buttress.cli._console import console, err_console, progress
 
 __all__ = ["command"]
 
@@ -54,14 +54,22 @@ def check_command(
     from buttress.quality.report import FORMATS
 
     try:
-        result = check(
-            path,
-            profile=profile_name,
-            base=base,
-            run_tests=run_tests,
-            config_file=config_file,
-            record=not no_record,
-        )
+        # Transient: the bar goes once the report is printed (it is on stderr, so --format json stays clean).
+        with progress(transient=True) as bar:
+            task = bar.add_task("measuring", total=None)
+
+            def step(name: str, done: int, total: int) -> None:
+                bar.update(task, description=name, completed=done, total=total)
+
+            result = check(
+                path,
+                profile=profile_name,
+                base=base,
+                run_tests=run_tests,
+                config_file=config_file,
+                record=not no_record,
+                on_progress=step,
+            )
     except ConfigError as exc:
         err_console.print(str(exc), markup=False, highlight=False)
         sys.exit(2)

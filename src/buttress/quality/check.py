@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from buttress.quality.gate import Context, GateResult, Measure, run_gate
+from buttress.quality.gate import Context, GateResult, Measure, Progress, run_gate
 from buttress.quality.history import History
 from buttress.quality.profiles import Profile, resolve_profile
 
@@ -61,6 +61,7 @@ def check(
     config_file: str | Path | None = None,
     record: bool = True,
     measures: Sequence[Measure] | None = None,
+    on_progress: Progress | None = None,
 ) -> GateResult:
     """Measure ``target`` with ``profile`` and judge it; record the run in the history.
 
@@ -73,6 +74,7 @@ def check(
         config_file: configuration file (default: found from ``root``).
         record: store the run in ``quality.history`` (the coverage-drop condition of later runs reads it).
         measures: measures to run (default: :data:`buttress.quality.measures.BUILTIN`).
+        on_progress: told as each measure starts (see :func:`~buttress.quality.gate.run_gate`).
 
     Raises:
         ConfigError: bad configuration or an unknown profile.
@@ -86,7 +88,7 @@ def check(
     resolved = profile if isinstance(profile, Profile) else profile_for(section, profile)
     history = History(root_path / section["history"])
     context = Context(root_path, target_path, resolved, base=base, run_tests=run_tests, history=history)
-    result = run_gate(context, BUILTIN if measures is None else measures)
+    result = run_gate(context, BUILTIN if measures is None else measures, on_progress)
     if record:
         _record(history, result, context.target_key, resolved.name, root_path)
     return result

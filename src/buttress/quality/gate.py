@@ -419,35 +419,50 @@ class GateResult:
         return out
 
 
-def run_gate(context: Context, measures: Sequence[Measure]) -> GateResult:
-    """Compute every measure the profile asks for, then judge every condition.
+#: ``on_progress(step, done, total)``: told before each measure starts, and once more when all are done.
+Progress = Callable[[str, int, int], None]
 
-    A measure that raises :class:`~buttress.errors.MeasureError` is recorded as unmeasured with the
-    error's message; any other exception propagates (it is a bug, not a measurement problem).
-    """
-    profile = context.profile
-    measurements: dict[str, Measurement] = {}
-    for measure in measures:
-        if measure.name not in profile.measures:
-            continue
-        try:
-            measurements[measure.name] = measure.compute(context)
-        except MeasureError as exc:
-            measurements[measure.name] = Measurement(measure.name, unmeasured=[str(exc)])
-    context.analyses()  # every file is parsed once, whatever measures ran, so unparsable ones are listed
+
+def _sources(context: Context) -> Measurement:
+    """The files that do not parse, overall and on new code (every file is parsed, whatever ran)."""
+    context.analyses()
     sources = Measurement("sources", overall={"unparsed_files": float(len(context.problems))})
-    if context.new_lines is not None:
-        new_problems = [p for p in context.problems if p.path in context.new_lines]
-        sources.new["unparsed_files"] = float(len(new_problems))
     sources.items["unparsed_files"] = [
         (1.0, Finding("sources.unparsed", p.path, max(p.line, 1), max(p.line, 1), p.message, "warning"))
         for p in context.problems
     ]
     if context.new_lines is not None:
+        new_lines = context.new_lines
         sources.new_items["unparsed_files"] = [
-            (v, f) for v, f in sources.items["unparsed_files"] if f.path in context.new_lines
+            (v, f) for v, f in sources.items["unparsed_files"] if f.path in new_lines
         ]
-    measurements["sources"] = sources
+        sources.new["unparsed_files"] = float(len(sources.new_items["unparsed_files"]))
+    return sources
+
+
+def run_gate(
+    context: Context, measures: Sequence[Measure], on_progress: Progress | None = None
+) -> GateResult:
+    """Compute every measure the profile asks for, then judge every condition.
+
+    A measure that raises :class:`~buttress.errors.MeasureError` is recorded as unmeasured with the
+    error's message; any other exception propagates (it is a bug, not a measurement problem).
+    ``on_progress`` hears the name of each measure as it starts (``"judging"`` at the end), with how
+    many are done out of how many, for a progress bar: a gate that runs the tests takes minutes.
+    """
+    profile = context.profile
+    measurements: dict[str, Measurement] = {}
+    chosen = [m for m in measures if m.name in profile.measures]
+    for done, measure in enumerate(chosen):
+        if on_progress is not None:
+            on_progress(measure.name, done, len(chosen))
+        try:
+            measurements[measure.name] = measure.compute(context)
+        except MeasureError as exc:
+            measurements[measure.name] = Measurement(measure.name, unmeasured=[str(exc)])
+    measurements["sources"] = _sources(context)
+    if on_progress is not None:
+        on_progress("judging", len(chosen), len(chosen))
     results = [_judge(c, measurements, context) for c in profile.conditions]
     from buttress.quality.gitdiff import head_commit
 
