@@ -255,6 +255,17 @@ class RedisBackend:
             return self._read_failed(exc)
         return self._decode(data) if data is not None else MISS
 
+    def _decode_batch(self, datas: Sequence[Any]) -> list[Any]:
+        """Values or ``MISS`` from a batch reply.
+
+        A cluster pipeline returns a node's error (CLUSTERDOWN) among the results instead of raising it;
+        it is counted once per batch.
+        """
+        failed = next((d for d in datas if isinstance(d, Exception)), None)
+        if failed is not None:
+            self._read_failed(failed)
+        return [MISS if isinstance(d, Exception) else self._decode(d) for d in datas]
+
     def _read_failed(self, exc: BaseException) -> Any:
         if isinstance(exc, self._outage):
             self._failed(exc)
@@ -275,15 +286,12 @@ class RedisBackend:
                 for k in rkeys:
                     pipe.get(k)
                 datas = pipe.execute(raise_on_error=False)
-                failed = next((d for d in datas if isinstance(d, Exception)), None)
-                if failed is not None:  # a node's error comes back as results (CLUSTERDOWN): count it once
-                    self._read_failed(failed)
             else:
                 datas = self._execute("MGET", *rkeys)
         except (self._redis_error, OSError) as exc:
             self._read_failed(exc)
             return [MISS] * len(keys)
-        return [MISS if isinstance(d, Exception) else self._decode(d) for d in datas]
+        return self._decode_batch(datas)
 
     def set(self, key: str, value: Any, ttl: float) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (dropped, counted, on an outage)."""
@@ -450,15 +458,12 @@ class RedisBackend:
                 for k in rkeys:
                     pipe.get(k)
                 datas = await pipe.execute(raise_on_error=False)
-                failed = next((d for d in datas if isinstance(d, Exception)), None)
-                if failed is not None:  # a node's error comes back as results (CLUSTERDOWN): count it once
-                    self._read_failed(failed)
             else:
                 datas = await self._aexecute("MGET", *rkeys)
         except (self._redis_error, OSError) as exc:
             self._read_failed(exc)
             return [MISS] * len(keys)
-        return [MISS if isinstance(d, Exception) else self._decode(d) for d in datas]
+        return self._decode_batch(datas)
 
     async def aset(self, key: str, value: Any, ttl: float) -> None:
         """Async :meth:`set`."""
